@@ -1,0 +1,59 @@
+"""tensortrain: tensor-train algebra on NumPy and CuPy.
+
+``import tensortrain as tt``; the core objects are :class:`TTTensor` and :class:`TTMatrix`.
+This module never imports CuPy: the backend is decided by the arrays you pass.
+"""
+
+from . import contraction, errors, shapes
+from .construct import eye, ones, random_matrix, random_tensor, zeros
+from .contraction import ContractionPlan
+from .errors import (
+    BackendError,
+    ModeError,
+    RankError,
+    ShapeError,
+    TTError,
+    TTFileError,
+    TTIndexError,
+)
+from .interop import as_linear_operator
+from .io import load, save
+from .matrix import TTMatrix
+from .ops import dot, kron, log_dot, norm, orthogonalize, round
+from .shapes import balanced_modes, factorize
+from .tensor import TTTensor
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "TTTensor",
+    "TTMatrix",
+    "ContractionPlan",
+    "dot",
+    "log_dot",
+    "norm",
+    "round",
+    "orthogonalize",
+    "kron",
+    "zeros",
+    "ones",
+    "eye",
+    "random_tensor",
+    "random_matrix",
+    "save",
+    "load",
+    "as_linear_operator",
+    "balanced_modes",
+    "factorize",
+    "TTError",
+    "ShapeError",
+    "RankError",
+    "ModeError",
+    "TTIndexError",
+    "TTFileError",
+    "BackendError",
+    "contraction",
+    "errors",
+    "shapes",
+    "__version__",
+]

@@ -1,0 +1,260 @@
+"""Machinery shared by TTTensor and TTMatrix.
+
+Both are immutable wrappers around a tuple of cores.  Algorithms that do not care whether a
+core has one mode index or a (row, column) pair see *3-D views* ``(r, n, r')`` of the cores
+(``n = m * n`` for a TT-matrix) through :meth:`_TTBase._cores3`, and rebuild an object of the
+same kind with :meth:`_TTBase._with_cores3`.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from . import _cores, decompositions
+from ._backend import asarray, backend_name, get_xp, is_array, resolve_xp
+from ._validation import (
+    as_float_array,
+    check_eps,
+    check_float_dtype,
+    check_max_rank,
+)
+from .errors import RankError, ShapeError, TTError
+
+_DIRECTIONS = ("left", "right")
+
+
+def is_scalar(x) -> bool:
+    """Python/NumPy numbers and 0-d arrays act as scalars in ``*`` and ``/``."""
+    if isinstance(x, bool):
+        return False
+    if isinstance(x, (numbers.Number, np.generic)):
+        return True
+    return is_array(x) and x.ndim == 0
+
+
+def validate_cores(cores, core_ndim, kind):
+    """Common checks of a sequence of cores; returns a tuple of arrays with one dtype."""
+    if is_array(cores) or not isinstance(cores, (list, tuple)):
+        raise TypeError(
+            f"{kind} expects a list or tuple of {core_ndim}-D cores, got {type(cores).__name__}"
+        )
+    if len(cores) == 0:
+        raise ShapeError(f"{kind} needs at least one core, got an empty list")
+    arrays = []
+    for k, c in enumerate(cores):
+        c = as_float_array(c, f"cores[{k}]")
+        if c.ndim != core_ndim:
+            layout = "(r_prev, n, r_next)" if core_ndim == 3 else "(r_prev, m, n, r_next)"
+            raise ShapeError(
+                f"cores[{k}] must be {core_ndim}-D {layout}, got {c.ndim}-D with shape {c.shape}"
+            )
+        if 0 in c.shape:
+            raise ShapeError(f"cores[{k}] has an empty dimension: shape {c.shape}")
+        arrays.append(c)
+    get_xp(*arrays)  # raises on mixed backends
+    if arrays[0].shape[0] != 1:
+        raise RankError(f"the first core must have left rank 1, got cores[0].shape={arrays[0].shape}")
+    if arrays[-1].shape[-1] != 1:
+        raise RankError(
+            f"the last core must have right rank 1, got cores[{len(arrays) - 1}].shape="
+            f"{arrays[-1].shape}"
+        )
+    for k in range(1, len(arrays)):
+        if arrays[k].shape[0] != arrays[k - 1].shape[-1]:
+            raise RankError(
+                f"cores[{k}] has left rank {arrays[k].shape[0]}, but cores[{k - 1}] has right "
+                f"rank {arrays[k - 1].shape[-1]}"
+            )
+    dtype = np.result_type(*[a.dtype for a in arrays])
+    return tuple(a if a.dtype == dtype else a.astype(dtype) for a in arrays)
+
+
+class _TTBase:
+    """Shared properties and algebra; subclasses define the core layout."""
+
+    __array_ufunc__ = None  # so that ndarray @ tt and ndarray * tt reach our reflected methods
+    __slots__ = ()
+
+    # ---- structure (derived, never stored twice) -------------------------------------------
+    @property
+    def d(self) -> int:
+        """Number of cores."""
+        return len(self.cores)
+
+    @property
+    def ranks(self) -> tuple:
+        """TT-ranks ``(1, r_1, ..., r_{d-1}, 1)``."""
+        return tuple(int(c.shape[0]) for c in self.cores) + (1,)
+
+    @property
+    def max_rank(self) -> int:
+        """The largest TT-rank."""
+        return max(self.ranks)
+
+    @property
+    def dtype(self):
+        """The dtype of the cores."""
+        return self.cores[0].dtype
+
+    @property
+    def xp(self):
+        """The array module of the cores (``numpy`` or ``cupy``)."""
+        return get_xp(self.cores[0])
+
+    @property
+    def backend(self) -> str:
+        """``'numpy'`` or ``'cupy'``."""
+        return backend_name(self.xp)
+
+    @property
+    def num_params(self) -> int:
+        """Number of stored numbers (the total size of the cores)."""
+        return int(sum(c.size for c in self.cores))
+
+    # ---- hooks for subclasses -------------------------------------------------------------
+    def _cores3(self):
+        raise NotImplementedError
+
+    def _with_cores3(self, cores3):
+        raise NotImplementedError
+
+    def _logical_cores3(self):
+        """3-D cores of the tensor with anything outside the logical shape set to zero."""
+        return self._cores3()
+
+    def _same_structure(self, other, op):
+        raise NotImplementedError
+
+    # ---- conversions ----------------------------------------------------------------------
+    def astype(self, dtype):
+        """A copy with cores of floating ``dtype`` (float32, float64, complex64, complex128)."""
+        dtype = check_float_dtype(dtype, "astype(dtype)")
+        return self._with_cores3([c.astype(dtype) for c in self._cores3()])
+
+    def to(self, xp):
+        """The same object with cores on backend ``xp`` (``'numpy'``, ``'cupy'`` or a module)."""
+        xp = resolve_xp(xp)
+        if xp is self.xp:
+            return self
+        return self._with_cores3([asarray(c, xp) for c in self._cores3()])
+
+    def conj(self):
+        """Complex conjugate (the object itself for real dtypes)."""
+        if self.dtype.kind != "c":
+            return self
+        return self._with_cores3([self.xp.conj(c) for c in self._cores3()])
+
+    # ---- decompositions -------------------------------------------------------------------
+    def round(self, eps=0.0, max_rank=None):
+        """TT rounding to relative accuracy ``eps`` and/or rank cap ``max_rank``.
+
+        The result ``B`` satisfies ``||self - B||_F <= eps * ||self||_F`` (on the logical
+        shape) with ranks no larger than ``max_rank`` (an int or one value per bond); when both
+        are given the stricter one wins, and the ``eps`` bound then no longer holds.
+
+        Complexity: ``O(d n r^3)`` time, ``O(d n r^2)`` memory.
+        """
+        eps = check_eps(eps)
+        caps = check_max_rank(max_rank, self.d)
+        return self._with_cores3(decompositions.round_cores(self._logical_cores3(), eps, caps))
+
+    def orthogonalize(self, direction="left"):
+        """Equivalent TT whose cores are left- (or right-) orthogonal except the last (first).
+
+        Complexity: ``O(d n r^3)``.
+        """
+        if direction not in _DIRECTIONS:
+            raise TTError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        cores, _ = decompositions.orthogonalize_cores(self._cores3(), direction)
+        return self._with_cores3(cores)
+
+    def _normalized_sweep(self):
+        cores, log_scale = decompositions.orthogonalize_cores(
+            self._logical_cores3(), "left", normalize=True)
+        # the sweep leaves a unit-norm last core, or a zero one for the zero tensor
+        return log_scale, _host_norm(cores[-1]) > 0.0
+
+    def log_norm(self) -> float:
+        """``log ||self||_F``, finite for any ``d`` (``-inf`` for the zero tensor).
+
+        Complexity: ``O(d n r^3)``.
+        """
+        log_scale, nonzero = self._normalized_sweep()
+        return log_scale if nonzero else -math.inf
+
+    def norm(self) -> float:
+        """Frobenius norm, computed by a normalised QR sweep (no Gram matrices).
+
+        The sweep cannot overflow or underflow in between; the result is ``inf`` or ``0`` only
+        when the norm itself is outside the floating-point range (see :meth:`log_norm`).
+
+        Complexity: ``O(d n r^3)``.
+        """
+        log_scale, nonzero = self._normalized_sweep()
+        if not nonzero:
+            return 0.0
+        with np.errstate(over="ignore", under="ignore"):
+            return float(np.exp(log_scale))
+
+    # ---- arithmetic -------------------------------------------------------------------------
+    def __neg__(self):
+        return self._with_cores3(_cores.scale(self._cores3(), -1))
+
+    def __pos__(self):
+        return self
+
+    def __mul__(self, other):
+        if is_scalar(other):
+            get_xp(self.cores[0], other)
+            return self._with_cores3(_cores.scale(self._cores3(), other))
+        if isinstance(other, _TTBase):
+            self._same_structure(other, "*")
+            return self._with_cores3(_cores.hadamard(self._cores3(), other._cores3()))
+        return NotImplemented
+
+    def __rmul__(self, other):
+        if is_scalar(other):
+            return self.__mul__(other)
+        return NotImplemented
+
+    def __truediv__(self, other):
+        if is_scalar(other):
+            return self.__mul__(1 / other)
+        return NotImplemented
+
+    def __add__(self, other):
+        if isinstance(other, _TTBase):
+            self._same_structure(other, "+")
+            return self._with_cores3(_cores.add(self._cores3(), other._cores3()))
+        return NotImplemented
+
+    def __sub__(self, other):
+        if isinstance(other, _TTBase):
+            self._same_structure(other, "-")
+            return self._with_cores3(
+                _cores.add(self._cores3(), _cores.scale(other._cores3(), -1)))
+        return NotImplemented
+
+    def __bool__(self):
+        raise TypeError(f"the truth value of a {type(self).__name__} is ambiguous")
+
+
+def _host_norm(a) -> float:
+    xp = get_xp(a)
+    return float(np.asarray(asarray(xp.linalg.norm(a.reshape(-1)), np)))
+
+
+def check_dense_input(a, where, min_ndim=1):
+    """Float dtype, finite, at least ``min_ndim`` dimensions, no empty axis."""
+    a = as_float_array(a, where)
+    if a.ndim < min_ndim:
+        raise ShapeError(f"{where} must have at least {min_ndim} dimension(s), got shape {a.shape}")
+    if a.size == 0:
+        raise ShapeError(f"{where} is empty: shape {a.shape}")
+    from ._validation import check_finite  # noqa: PLC0415
+
+    check_finite(a, where)
+    return a

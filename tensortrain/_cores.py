@@ -1,0 +1,130 @@
+"""Algorithms on plain lists of 3-D TT cores ``(r_{k-1}, n_k, r_k)``.
+
+These helpers trust their inputs (the public classes validate).  A TT-matrix core
+``(r, m, n, r')`` is handled here by viewing it as ``(r, m*n, r')``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._backend import get_xp, to_host
+
+__all__ = [
+    "full",
+    "add",
+    "hadamard",
+    "scale",
+    "log_dot",
+    "lt_indicator",
+]
+
+
+def full(cores):
+    """Contract the cores to the dense tensor of shape ``(n_1, ..., n_d)``."""
+    xp = get_xp(*cores)
+    res = cores[0].reshape(cores[0].shape[1], cores[0].shape[2])
+    modes = [cores[0].shape[1]]
+    for c in cores[1:]:
+        r0, n, r1 = c.shape
+        res = xp.matmul(res, c.reshape(r0, n * r1)).reshape(-1, r1)
+        modes.append(n)
+    return res.reshape(modes)
+
+
+def add(a, b):
+    """Cores of ``a + b``: block-diagonal inner cores, ranks add."""
+    xp = get_xp(*a, *b)
+    d = len(a)
+    dtype = np.result_type(a[0].dtype, b[0].dtype)
+    if d == 1:
+        return [(a[0] + b[0]).astype(dtype, copy=False)]
+    out = []
+    for k, (x, y) in enumerate(zip(a, b)):
+        ra0, n, ra1 = x.shape
+        rb0, _, rb1 = y.shape
+        if k == 0:
+            c = xp.concatenate([x.astype(dtype, copy=False), y.astype(dtype, copy=False)], axis=2)
+        elif k == d - 1:
+            c = xp.concatenate([x.astype(dtype, copy=False), y.astype(dtype, copy=False)], axis=0)
+        else:
+            c = xp.zeros((ra0 + rb0, n, ra1 + rb1), dtype=dtype)
+            c[:ra0, :, :ra1] = x
+            c[ra0:, :, ra1:] = y
+        out.append(c)
+    return out
+
+
+def hadamard(a, b):
+    """Cores of the elementwise product: Kronecker product of the rank indices."""
+    xp = get_xp(*a, *b)
+    out = []
+    for x, y in zip(a, b):
+        ra0, n, ra1 = x.shape
+        rb0, _, rb1 = y.shape
+        c = x[:, None, :, :, None] * y[None, :, :, None, :]
+        out.append(xp.ascontiguousarray(c).reshape(ra0 * rb0, n, ra1 * rb1))
+    return out
+
+
+def scale(cores, alpha):
+    """Multiply the tensor by ``alpha`` (applied to the first core)."""
+    return [cores[0] * alpha] + list(cores[1:])
+
+
+def log_dot(a, b):
+    """``<a, b> = sum(conj(a) * b)`` as ``(value_scaled, log_scale)`` with ``value_scaled * exp(log_scale)``.
+
+    The running ``r_a x r_b`` interface matrix is renormalised after every core, so the sweep
+    neither overflows nor underflows for any ``d``; the scale factors are accumulated on the
+    device and brought to the host once at the end.
+    """
+    xp = get_xp(*a, *b)
+    v = None
+    logs = []
+    for x, y in zip(a, b):
+        xc = xp.conj(x) if np.iscomplexobj(x) else x
+        if v is None:
+            # (1, n, ra) x (1, n, rb) -> (ra, rb)
+            v = xp.tensordot(xc[0], y[0], axes=([0], [0]))
+        else:
+            t = xp.tensordot(v, xc, axes=([0], [0]))  # (rb, n, ra')
+            v = xp.tensordot(t, y, axes=([0, 1], [0, 1]))  # (ra', rb')
+        s = xp.max(xp.abs(v))
+        s = xp.where(s > 0, s, xp.ones_like(s))
+        v = v / s
+        logs.append(xp.log(s))
+    total = to_host(xp.sum(xp.stack(logs)))
+    return to_host(v.reshape(())), float(total)
+
+
+def lt_indicator(modes, bound, xp, dtype):
+    """Cores of the 0/1 tensor ``[i < bound]``, ``i`` the C-order linear index over ``modes``.
+
+    Rank 2 (states "equal so far" / "already smaller"), or rank 1 when ``bound`` covers the
+    whole range.
+    """
+    total = math.prod(modes)
+    if bound >= total:
+        return [xp.ones((1, m, 1), dtype=dtype) for m in modes]
+    digits = []
+    rem = bound - 1  # largest admissible index
+    for m in reversed(modes):
+        digits.append(rem % m)
+        rem //= m
+    digits = digits[::-1]
+    d = len(modes)
+    cores = []
+    for k, (m, lk) in enumerate(zip(modes, digits)):
+        c = np.zeros((2, m, 2))
+        c[0, lk, 0] = 1.0          # tight -> tight
+        c[0, :lk, 1] = 1.0         # tight -> below
+        c[1, :, 1] = 1.0           # below -> below
+        if k == 0:
+            c = c[:1]
+        if k == d - 1:
+            c = c.sum(axis=2, keepdims=True)  # accept tight or below
+        cores.append(xp.asarray(c.astype(dtype)))
+    return cores

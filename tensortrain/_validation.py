@@ -1,0 +1,134 @@
+"""Checks shared by the public functions.  Public functions validate; private helpers trust."""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ._backend import get_xp, is_array, to_host
+from .errors import ModeError, RankError, ShapeError, TTError
+
+_FLOAT_KINDS = "fc"
+
+
+def check_eps(eps, where="eps"):
+    """Return ``eps`` as a float, or raise for negative, NaN or non-numeric values."""
+    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
+        raise TypeError(f"{where} must be a real number >= 0, got {type(eps).__name__} {eps!r}")
+    eps = float(eps)
+    if math.isnan(eps) or eps < 0:
+        raise TTError(f"{where} must be a number >= 0 (relative Frobenius accuracy), got {eps!r}")
+    return eps
+
+
+def _as_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        if isinstance(value, numbers.Real) and float(value).is_integer() and not isinstance(value, bool):
+            return int(value)
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def check_modes(modes, what="modes", allow_empty=False):
+    """Return ``modes`` as a tuple of positive ints."""
+    if isinstance(modes, numbers.Integral) and not isinstance(modes, bool):
+        modes = (modes,)
+    try:
+        items = tuple(modes)
+    except TypeError:
+        raise TypeError(f"{what} must be a sequence of positive integers, got {modes!r}") from None
+    if not items and not allow_empty:
+        raise ModeError(f"{what} must contain at least one mode, got {modes!r}")
+    out = []
+    for k, m in enumerate(items):
+        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not float(m).is_integer():
+            raise ModeError(f"{what}[{k}] must be a positive integer, got {m!r}")
+        m = int(m)
+        if m < 1:
+            raise ModeError(f"{what}[{k}] must be a positive integer, got {m}")
+        out.append(m)
+    return tuple(out)
+
+
+def check_max_rank(max_rank, d):
+    """Normalise ``max_rank`` (None, an int, d-1 inner values or d+1 full values) to d-1 ints or None."""
+    if max_rank is None:
+        return None
+    if isinstance(max_rank, numbers.Real) and not isinstance(max_rank, bool):
+        r = _as_int(max_rank, "max_rank")
+        if r < 1:
+            raise RankError(f"max_rank must be >= 1, got {r}")
+        return (r,) * (d - 1)
+    values = tuple(_as_int(v, "max_rank entries") for v in max_rank)
+    if len(values) == d + 1:
+        if values[0] != 1 or values[-1] != 1:
+            raise RankError(f"a full max_rank list must start and end with 1, got {list(values)}")
+        values = values[1:-1]
+    if len(values) != d - 1:
+        raise RankError(
+            f"max_rank must be an int, {d - 1} values (one per bond) or {d + 1} values "
+            f"(with the boundary 1s) for d={d}, got {len(values)} values"
+        )
+    for k, r in enumerate(values):
+        if r < 1:
+            raise RankError(f"max_rank must be >= 1, got {r} for bond {k + 1}")
+    return values
+
+
+def check_ranks(ranks, d):
+    """Normalise ``ranks`` (an int for every inner bond or the full list) to d+1 ints."""
+    if isinstance(ranks, numbers.Real) and not isinstance(ranks, bool):
+        r = _as_int(ranks, "ranks")
+        if r < 1:
+            raise RankError(f"ranks must be >= 1, got {r}")
+        return (1,) + (r,) * (d - 1) + (1,)
+    values = tuple(_as_int(v, "ranks entries") for v in ranks)
+    if len(values) == d - 1:
+        values = (1,) + values + (1,)
+    if len(values) != d + 1:
+        raise RankError(
+            f"ranks must be an int or a list of {d + 1} values [1, r_1, ..., r_{d - 1}, 1] "
+            f"for d={d}, got {len(values)} values"
+        )
+    if values[0] != 1 or values[-1] != 1:
+        raise RankError(f"boundary ranks must be 1, got ranks {list(values)}")
+    for k, r in enumerate(values):
+        if r < 1:
+            raise RankError(f"ranks must be >= 1, got {r} at position {k}")
+    return values
+
+
+def check_float_dtype(dtype, where):
+    """Raise ``TypeError`` unless ``dtype`` is a real or complex floating type."""
+    dtype = np.dtype(dtype)
+    if dtype.kind not in _FLOAT_KINDS:
+        raise TypeError(
+            f"{where} must have a floating-point dtype (float32, float64, complex64 or "
+            f"complex128), got {dtype}; convert it first, e.g. with .astype(np.float64)"
+        )
+    return dtype
+
+
+def as_float_array(a, where):
+    """Accept an ndarray (NumPy or CuPy) or array-like of floats; refuse ints and objects."""
+    if not is_array(a):
+        if isinstance(a, (list, tuple)) or isinstance(a, numbers.Number):
+            a = np.asarray(a)
+        else:
+            raise TypeError(f"{where} must be a NumPy or CuPy array, got {type(a).__name__}")
+    check_float_dtype(a.dtype, where)
+    return a
+
+
+def check_finite(a, where):
+    """Raise :class:`TTError` if ``a`` holds NaN or Inf (one device sync on CuPy)."""
+    xp = get_xp(a)
+    if not bool(to_host(xp.isfinite(a).all())):
+        raise TTError(f"{where} contains NaN or Inf; the decomposition needs finite values")
+
+
+def check_vector_length(n_got, n_expected, where):
+    if n_got != n_expected:
+        raise ShapeError(f"{where}: expected length {n_expected}, got {n_got}")

@@ -1,0 +1,46 @@
+"""Exception types raised by tensortrain.
+
+Every bad value or shape raises a subclass of :class:`TTError`, which is itself a
+``ValueError`` so that ``except ValueError`` keeps working.  Wrong *types* (an integer
+array where floats are needed, NumPy mixed with CuPy) raise ``TypeError``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TTError",
+    "ShapeError",
+    "RankError",
+    "ModeError",
+    "TTIndexError",
+    "TTFileError",
+    "BackendError",
+]
+
+
+class TTError(ValueError):
+    """Base class of tensortrain's value errors."""
+
+
+class ShapeError(TTError):
+    """An array or TT object has the wrong shape, or two operands' shapes disagree."""
+
+
+class RankError(TTError):
+    """Ranks of TT cores are inconsistent, or a rank option is invalid."""
+
+
+class ModeError(TTError):
+    """Modes (the factors of a size) are invalid or do not match."""
+
+
+class TTIndexError(TTError, IndexError):
+    """An index into a TT object is out of range or of an unsupported kind."""
+
+
+class TTFileError(TTError):
+    """A file given to :func:`tensortrain.load` is truncated, foreign or of an unknown version."""
+
+
+class BackendError(TypeError):
+    """Operands live on different array backends (NumPy and CuPy)."""

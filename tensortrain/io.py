@@ -1,0 +1,81 @@
+"""Saving and loading TT objects as ``.npz`` files (never pickled)."""
+
+from __future__ import annotations
+
+import os
+import zipfile
+
+import numpy as np
+
+from ._backend import resolve_xp, to_host
+from .errors import TTFileError
+from .matrix import TTMatrix
+from .tensor import TTTensor
+
+__all__ = ["save", "load", "FORMAT_VERSION"]
+
+FORMAT_NAME = "tensortrain"
+FORMAT_VERSION = 1
+
+
+def save(path, obj):
+    """Write a TTTensor or TTMatrix to ``path`` (a ``.npz`` archive, uncompressed).
+
+    The archive holds ``format``, ``version``, ``kind``, the cores ``core_0 ... core_{d-1}``
+    (copied to the host) and, for a TTMatrix, its logical ``shape``.
+    """
+    if not isinstance(obj, (TTTensor, TTMatrix)):
+        raise TypeError(f"save() writes a TTTensor or TTMatrix, got {type(obj).__name__}")
+    arrays = {
+        "format": np.array(FORMAT_NAME),
+        "version": np.array(FORMAT_VERSION),
+        "kind": np.array(type(obj).__name__),
+        "d": np.array(obj.d),
+    }
+    for k, c in enumerate(obj.cores):
+        arrays[f"core_{k}"] = to_host(c)
+    if isinstance(obj, TTMatrix):
+        arrays["shape"] = np.array(obj.shape, dtype=np.int64)
+    with open(os.fspath(path), "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(path, *, xp=None):
+    """Read a TT object written by :func:`save`; cores go to backend ``xp`` (NumPy default).
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`~tensortrain.errors.TTFileError`
+    for a truncated, foreign or newer-version file.  Object arrays are never unpickled.
+    """
+    xp = resolve_xp(xp)
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such file: {path!r}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise TTFileError(
+            f"{path!r} is not a readable tensortrain .npz file (truncated or foreign): {exc}"
+        ) from exc
+    except Exception as exc:  # zlib/struct errors of damaged members
+        raise TTFileError(f"{path!r} could not be read (damaged archive): {exc}") from exc
+    if not isinstance(data, dict) or str(data.get("format", "")) != FORMAT_NAME:
+        raise TTFileError(f"{path!r} is not a tensortrain file (no 'format={FORMAT_NAME}' entry)")
+    version = int(data.get("version", -1))
+    if version != FORMAT_VERSION:
+        raise TTFileError(
+            f"{path!r} has format version {version}; this tensortrain reads version "
+            f"{FORMAT_VERSION}")
+    kind = str(data.get("kind", ""))
+    try:
+        d = int(data["d"])
+        cores = [xp.asarray(data[f"core_{k}"]) for k in range(d)]
+    except KeyError as exc:
+        raise TTFileError(f"{path!r} is missing the entry {exc.args[0]!r}") from None
+    if kind == "TTTensor":
+        return TTTensor(cores)
+    if kind == "TTMatrix":
+        if "shape" not in data:
+            raise TTFileError(f"{path!r} is missing the entry 'shape'")
+        return TTMatrix(cores, tuple(int(s) for s in data["shape"]))
+    raise TTFileError(f"{path!r} holds an unknown kind {kind!r}; expected TTTensor or TTMatrix")

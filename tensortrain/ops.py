@@ -1,0 +1,97 @@
+"""Functions on TT objects: inner products, rounding, orthogonalization, Kronecker products."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _cores
+from ._backend import get_xp
+from ._base import _TTBase
+from .errors import ShapeError
+from .matrix import TTMatrix
+from .tensor import TTTensor
+
+__all__ = ["dot", "log_dot", "norm", "round", "orthogonalize", "kron"]
+
+
+def _check_tt(x, name):
+    if not isinstance(x, _TTBase):
+        raise TypeError(f"{name} must be a TTTensor or TTMatrix, got {type(x).__name__}")
+
+
+def log_dot(a, b):
+    """``<a, b>`` as ``(sign, log|<a, b>|)``, like :func:`numpy.linalg.slogdet`.
+
+    ``sign`` is ``+-1`` (a unit complex number for complex inputs, 0 when the product is 0)
+    and ``log|<a, b>|`` is finite for any ``d``.
+    """
+    _check_tt(a, "a")
+    _check_tt(b, "b")
+    a._same_structure(b, "dot")
+    value, log_scale = _cores.log_dot(a._logical_cores3(), b._cores3())
+    value = value.item()
+    mag = abs(value)
+    if mag == 0:
+        return value * 0, -math.inf
+    return value / mag, log_scale + math.log(mag)
+
+
+def dot(a, b):
+    """Inner product ``<a, b> = sum(conj(a) * b)`` of two TTs of equal shape and modes.
+
+    The running interface matrix is renormalised after every core, so the sweep neither
+    overflows nor underflows; the result is ``inf``/``0`` only when the value itself is out of
+    range (use :func:`log_dot` then).  For a padded TTMatrix only the logical block counts.
+
+    Complexity: ``O(d n r^3)`` time, ``O(r^2 n)`` memory.
+    """
+    sign, logabs = log_dot(a, b)
+    if logabs == -math.inf:
+        return sign
+    with np.errstate(over="ignore", under="ignore"):
+        return sign * float(np.exp(logabs))
+
+
+def norm(a):
+    """Frobenius norm of a TT (see :meth:`TTTensor.norm`)."""
+    _check_tt(a, "a")
+    return a.norm()
+
+
+def round(a, eps=0.0, max_rank=None):  # noqa: A001  (the TT literature's name)
+    """TT rounding; see :meth:`TTTensor.round`."""
+    _check_tt(a, "a")
+    return a.round(eps=eps, max_rank=max_rank)
+
+
+def orthogonalize(a, direction="left"):
+    """Left- or right-orthogonal form; see :meth:`TTTensor.orthogonalize`."""
+    _check_tt(a, "a")
+    return a.orthogonalize(direction)
+
+
+def kron(a, b):
+    """Kronecker product.
+
+    For TTTensors the result has modes ``a.shape + b.shape`` and ``kron(a, b).full().ravel()``
+    equals ``numpy.kron(a.full().ravel(), b.full().ravel())``.  For TTMatrix operands it equals
+    ``numpy.kron(a.full(), b.full())``.  The cores are simply concatenated (a bond of rank 1).
+    """
+    _check_tt(a, "a")
+    _check_tt(b, "b")
+    get_xp(a.cores[0], b.cores[0])
+    dtype = np.result_type(a.dtype, b.dtype)
+    if isinstance(a, TTTensor) and isinstance(b, TTTensor):
+        return TTTensor([c.astype(dtype, copy=False) for c in a.cores + b.cores])
+    if isinstance(a, TTMatrix) and isinstance(b, TTMatrix):
+        if b.is_padded:
+            raise NotImplementedError(
+                "kron(a, b) with a padded right operand b is not supported: the padding of b "
+                "would interleave with the logical entries; build b with modes that cover its "
+                f"shape exactly (b.shape={b.shape}, padded_shape={b.padded_shape})")
+        shape = (a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])
+        return TTMatrix([c.astype(dtype, copy=False) for c in a.cores + b.cores], shape)
+    raise ShapeError(f"kron needs two TTTensors or two TTMatrix objects, got "
+                     f"{type(a).__name__} and {type(b).__name__}")

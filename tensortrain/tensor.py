@@ -1,0 +1,201 @@
+"""TTTensor: a d-dimensional tensor in the tensor-train format."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _cores, decompositions
+from ._backend import get_xp, is_array, to_host
+from ._base import _TTBase, check_dense_input, validate_cores
+from ._validation import check_eps, check_max_rank
+from .errors import ShapeError, TTIndexError
+
+__all__ = ["TTTensor"]
+
+
+@dataclass(frozen=True, eq=False, repr=False, init=False)
+class TTTensor(_TTBase):
+    """A tensor ``A[i_1, ..., i_d] = G_1[:, i_1, :] @ ... @ G_d[:, i_d, :]``.
+
+    Parameters
+    ----------
+    cores : sequence of arrays
+        Cores ``G_k`` of shape ``(r_{k-1}, n_k, r_k)`` with ``r_0 = r_d = 1``, all NumPy or
+        all CuPy, of a floating dtype.  Mixed float dtypes are promoted to a common one.
+
+    Notes
+    -----
+    Index order is C-order (``i_1`` slowest): ``tt.full().reshape(-1)`` matches
+    ``dense.reshape(-1)``.  Objects are immutable; every operation returns a new one.
+
+    Examples
+    --------
+    >>> import numpy as np, tensortrain as tt
+    >>> a = np.arange(24, dtype=float).reshape(2, 3, 4)
+    >>> x = tt.TTTensor.from_dense(a)
+    >>> x.shape, x.ranks
+    ((2, 3, 4), (1, 2, 2, 1))
+    >>> bool(np.allclose(x.full(), a))
+    True
+    """
+
+    cores: tuple
+
+    def __init__(self, cores):
+        object.__setattr__(self, "cores", validate_cores(cores, 3, "TTTensor"))
+
+    # ---- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_dense(cls, a, eps=0.0, max_rank=None):
+        """TT-SVD of a dense array.
+
+        Parameters
+        ----------
+        a : ndarray (NumPy or CuPy), floating dtype, finite
+        eps : float
+            Relative Frobenius accuracy: ``||a - result||_F <= eps * ||a||_F``.
+        max_rank : int or sequence of int, optional
+            Cap for every bond, or one cap per bond.
+
+        Complexity: ``O(N r)`` for ``N = a.size`` (dominated by the first unfoldings).
+        """
+        a = check_dense_input(a, "from_dense input")
+        eps = check_eps(eps)
+        caps = check_max_rank(max_rank, a.ndim)
+        return cls(decompositions.tt_svd(a, a.shape, eps, caps))
+
+    # ---- structure ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        """Mode sizes ``(n_1, ..., n_d)``."""
+        return tuple(int(c.shape[1]) for c in self.cores)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions ``d`` (the ndim of :meth:`full`)."""
+        return len(self.cores)
+
+    @property
+    def size(self) -> int:
+        """Number of entries of the full tensor."""
+        return math.prod(self.shape)
+
+    def __repr__(self):
+        return (f"TTTensor(shape={self.shape}, ranks={self.ranks}, dtype={self.dtype}, "
+                f"backend={self.backend})")
+
+    def _cores3(self):
+        return self.cores
+
+    def _with_cores3(self, cores3):
+        return TTTensor(cores3)
+
+    def _same_structure(self, other, op):
+        if not isinstance(other, TTTensor):
+            raise TypeError(f"'{op}' needs two TTTensors, got TTTensor and {type(other).__name__}")
+        if other.shape != self.shape:
+            raise ShapeError(f"'{op}' needs equal shapes, got {self.shape} and {other.shape}")
+
+    # ---- dense views ---------------------------------------------------------------------------
+    def full(self):
+        """The dense tensor.  Memory ``O(prod n_k)``: for small tensors and checks."""
+        return _cores.full(self.cores)
+
+    # ---- indexing and reductions -------------------------------------------------------------
+    def __getitem__(self, key):
+        """Entries and sub-tensors.
+
+        Integers fix a mode (it disappears), slices and 1-D integer arrays select along it
+        (it stays).  ``a[i, j, k]`` is a scalar; ``a[:, 2]`` is a TTTensor of the kept modes.
+
+        Complexity: ``O(d r^2)`` for one entry.
+        """
+        if not isinstance(key, tuple):
+            key = (key,)
+        d = self.ndim
+        if sum(k is Ellipsis for k in key) > 1:
+            raise TTIndexError("an index can only have a single ellipsis ('...')")
+        if Ellipsis in [k for k in key if k is Ellipsis]:
+            pos = next(i for i, k in enumerate(key) if k is Ellipsis)
+            fill = d - (len(key) - 1)
+            key = key[:pos] + (slice(None),) * fill + key[pos + 1:]
+        if len(key) > d:
+            raise TTIndexError(f"too many indices: the tensor has {d} modes, got {len(key)}")
+        key = key + (slice(None),) * (d - len(key))
+        fixed = {}
+        kept = {}
+        for k, (idx, core) in enumerate(zip(key, self.cores)):
+            n = core.shape[1]
+            if isinstance(idx, (numbers.Integral, np.integer)) and not isinstance(idx, bool):
+                i = int(idx)
+                if not -n <= i < n:
+                    raise TTIndexError(f"index {i} is out of range for mode {k} of size {n}")
+                fixed[k] = core[:, i % n, :]
+            elif isinstance(idx, slice):
+                kept[k] = core[:, idx, :]
+                if kept[k].shape[1] == 0:
+                    raise TTIndexError(f"slice {idx} selects nothing from mode {k} of size {n}")
+            elif isinstance(idx, (list, tuple)) or (is_array(idx) and idx.ndim == 1):
+                arr = np.asarray(to_host(np.asarray(idx) if isinstance(idx, (list, tuple)) else idx))
+                if arr.dtype.kind not in "iu" or arr.size == 0:
+                    raise TTIndexError(
+                        f"an array index must be a non-empty 1-D integer array, got dtype "
+                        f"{arr.dtype} with {arr.size} entries for mode {k}")
+                if arr.min() < -n or arr.max() >= n:
+                    raise TTIndexError(f"array index for mode {k} of size {n} is out of range "
+                                       f"(min {arr.min()}, max {arr.max()})")
+                kept[k] = core[:, self.xp.asarray(arr % n), :]
+            else:
+                raise TTIndexError(
+                    f"unsupported index {idx!r} for mode {k}: use an int, a slice or a 1-D "
+                    f"integer array")
+        return self._absorb(fixed, kept)
+
+    def _absorb(self, fixed, kept):
+        """Multiply the matrices of fixed modes into their neighbours; keep the other cores."""
+        xp = self.xp
+        out = []
+        pending = None
+        for k in range(self.ndim):
+            if k in fixed:
+                mat = fixed[k]
+                pending = mat if pending is None else pending @ mat
+            else:
+                core = kept[k]
+                if pending is not None:
+                    core = xp.tensordot(pending, core, axes=([1], [0]))
+                    pending = None
+                out.append(core)
+        if not out:
+            return pending.reshape(())[()]
+        if pending is not None:
+            out[-1] = xp.tensordot(out[-1], pending, axes=([2], [0]))
+        return TTTensor(out)
+
+    def sum(self, axis=None):
+        """Sum over all entries (a scalar) or over the modes in ``axis`` (a TTTensor).
+
+        Complexity: ``O(d n r^2)``.
+        """
+        d = self.ndim
+        if axis is None:
+            axes = set(range(d))
+        else:
+            items = axis if isinstance(axis, (tuple, list)) else (axis,)
+            axes = set()
+            for a in items:
+                if isinstance(a, bool) or not isinstance(a, (numbers.Integral, np.integer)):
+                    raise TypeError(f"axis must be an int or a tuple of ints, got {a!r}")
+                if not -d <= int(a) < d:
+                    raise TTIndexError(f"axis {a} is out of range for a tensor with {d} modes")
+                axes.add(int(a) % d)
+        fixed = {k: self.cores[k].sum(axis=1) for k in axes}
+        kept = {k: self.cores[k] for k in range(d) if k not in axes}
+        return self._absorb(fixed, kept)
+
+    def __len__(self):
+        return self.shape[0]

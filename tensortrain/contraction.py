@@ -10,7 +10,8 @@ right-to-left, middle-out) and all groupings of neighbouring cores, including th
 merging every core into the dense matrix.  Ties are broken by peak temporary memory.
 
 Plans are cached per ``(row modes, column modes, ranks, batch, itemsize)``.  Each step is one
-``tensordot`` (one GEMM, plus at most one transposing copy of the state).
+(batched) GEMM on a view of the state, never a transposing copy of the data (see
+:func:`execute`).
 """
 
 from __future__ import annotations
@@ -224,45 +225,82 @@ def fixed_sweep_plan(row_modes, col_modes, ranks, batch, direction="left", items
 
 
 def merge_block(cores, lo, hi):
-    """Merge 4-D cores lo..hi; returns (array, labels) with labels for every axis."""
+    """Merge 4-D cores ``lo..hi`` into one array ``(r_lo, m_lo, n_lo, ..., m_hi, n_hi, r_hi+1)``."""
     xp = get_xp(*cores)
     c = cores[lo]
-    labels = [("r", lo), ("m", lo), ("n", lo), ("r", lo + 1)]
     for t in range(lo + 1, hi + 1):
         c = xp.tensordot(c, cores[t], axes=([c.ndim - 1], [0]))
-        labels = labels[:-1] + [("m", t), ("n", t), ("r", t + 1)]
-    return c, labels
+    return c
 
 
-def execute(plan: ContractionPlan, cores, x):
-    """Compute ``x @ W.T`` for ``x`` of shape ``(B, prod(col_modes))`` with ``plan``."""
+def _block_matrix(cores, lo, hi, side):
+    """The merged block as a 2-D ``(new, contracted)`` matrix for one kind of step.
+
+    ``side`` is ``'first'`` (new ``(r, m.., r')``, contracted ``(n..)``), ``'right'`` (new
+    ``(m.., r')``, contracted ``(r, n..)``) or ``'left'`` (new ``(r, m..)``, contracted
+    ``(n.., r')``).
+    """
+    xp = get_xp(*cores)
+    c = merge_block(cores, lo, hi)
+    k = hi - lo + 1
+    r_ax, r2_ax = 0, 2 * k + 1
+    m_ax = [1 + 2 * t for t in range(k)]
+    n_ax = [2 + 2 * t for t in range(k)]
+    if side == "first":
+        new, con = [r_ax] + m_ax + [r2_ax], n_ax
+    elif side == "right":
+        new, con = m_ax + [r2_ax], [r_ax] + n_ax
+    else:
+        new, con = [r_ax] + m_ax, n_ax + [r2_ax]
+    rows = math.prod(c.shape[a] for a in new)
+    return xp.transpose(c, new + con).reshape(rows, -1)
+
+
+def execute(plan: ContractionPlan, cores, x, batch_last=False):
+    """Apply a plan: ``x @ W.T`` for ``x`` of shape ``(B, N)``, or ``W @ x`` for ``(N, B)``
+    with ``batch_last=True``.
+
+    The state keeps the layout ``(n_1..n_{i-1}, r_{i-1}, m_i..m_j, r_j, n_{j+1}..n_d)`` with
+    the batch in front (or at the back).  The indices contracted by every step are then
+    contiguous, so each step is a single (batched) matrix product of the merged block with a
+    *view* of the state: no transposing copies of the data, and the final state is already
+    the output ``(B, M)`` (or ``(M, B)``).
+    """
     xp = get_xp(x, *cores)
-    d = len(cores)
-    B = x.shape[0]
-    state = x.reshape((B,) + tuple(plan.col_modes))
-    labels = ["b"] + [("n", k) for k in range(d)]
+    m, n, r = plan.row_modes, plan.col_modes, plan.ranks
+    d = len(m)
+    B = x.shape[1] if batch_last else x.shape[0]
+    bf, bb = (1, B) if batch_last else (B, 1)
+    prod = math.prod
+    state = x
+    interval = None
     for step in plan.steps:
-        core, clabels = merge_block(cores, step.lo, step.hi)
-        # boundary ranks have size 1: drop them so they never appear as free axes
-        drop = [a for a, lab in enumerate(clabels)
-                if lab in (("r", 0), ("r", d))]
-        if drop:
-            core = core.reshape([s for a, s in enumerate(core.shape) if a not in drop])
-            clabels = [lab for a, lab in enumerate(clabels) if a not in drop]
-        common = [lab for lab in clabels if lab in labels]
-        s_axes = [labels.index(lab) for lab in common]
-        c_axes = [clabels.index(lab) for lab in common]
-        s_free = [lab for lab in labels if lab not in common]
-        c_free = [lab for lab in clabels if lab not in common]
-        nax = state.ndim
-        if sorted(s_axes) == list(range(len(s_axes))) and nax > len(s_axes):
-            # contracted axes lead the state: put the core first so no transpose is needed
-            state = xp.tensordot(core, state, axes=(c_axes, s_axes))
-            labels = c_free + s_free
+        lo, hi = step.lo, step.hi
+        nseg = prod(n[lo:hi + 1])
+        if interval is None:
+            side = "first"
+            P, K, Q = bf * prod(n[:lo]), nseg, prod(n[hi + 1:]) * bb
+            interval = (lo, hi)
         else:
-            state = xp.tensordot(state, core, axes=(s_axes, c_axes))
-            labels = s_free + c_free
-    target = ["b"] + [("m", k) for k in range(d)]
-    perm = [labels.index(lab) for lab in target]
-    out = xp.transpose(state, perm)
-    return out.reshape(B, -1)
+            i, j = interval
+            if lo == j + 1:
+                side = "right"
+                P = bf * prod(n[:i]) * r[i] * prod(m[i:j + 1])
+                K = r[lo] * nseg
+                Q = prod(n[hi + 1:]) * bb
+                interval = (i, hi)
+            else:
+                side = "left"
+                P = bf * prod(n[:lo])
+                K = nseg * r[hi + 1]
+                Q = prod(m[i:j + 1]) * r[j + 1] * prod(n[j + 1:]) * bb
+                interval = (lo, j)
+        core = _block_matrix(cores, lo, hi, side)
+        if P == 1:
+            state = xp.matmul(core, state.reshape(K, Q))
+        elif Q == 1:
+            state = xp.matmul(state.reshape(P, K), core.T)
+        else:
+            state = xp.matmul(core, state.reshape(P, K, Q))
+    M = prod(m)
+    return state.reshape(M, B) if batch_last else state.reshape(B, M)

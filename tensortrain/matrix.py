@@ -214,20 +214,26 @@ class TTMatrix(_TTBase):
         itemsize = self.dtype.itemsize if itemsize is None else int(itemsize)
         return contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks, batch, itemsize)
 
-    def _apply_rows(self, x2):
-        """``x2 @ W.T`` for ``x2`` of shape ``(B, N)``."""
+    def _apply(self, x2, batch_last=False):
+        """``x2 @ W.T`` for ``x2`` of shape ``(B, N)``, or ``W @ x2`` for ``(N, B)``."""
         xp = get_xp(x2, self.cores[0])
         M, N = self.shape
         Mp, Np = self.padded_shape
-        B = x2.shape[0]
+        B = x2.shape[1] if batch_last else x2.shape[0]
         if Np != N:
-            pad = xp.zeros((B, Np), dtype=x2.dtype)
-            pad[:, :N] = x2
+            if batch_last:
+                pad = xp.zeros((Np, B), dtype=x2.dtype)
+                pad[:N] = x2
+            else:
+                pad = xp.zeros((B, Np), dtype=x2.dtype)
+                pad[:, :N] = x2
             x2 = pad
         itemsize = np.result_type(self.dtype, x2.dtype).itemsize
         plan = contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks, B, itemsize)
-        y = contraction.execute(plan, self.cores, x2)
-        return y[:, :M] if Mp != M else y
+        y = contraction.execute(plan, self.cores, x2, batch_last=batch_last)
+        if Mp != M:
+            y = y[:M] if batch_last else y[:, :M]
+        return y
 
     def _check_dense_operand(self, x, expected, where):
         x = as_float_array(x, where)
@@ -248,14 +254,16 @@ class TTMatrix(_TTBase):
         if x.ndim == 1:
             if x.shape[0] != N:
                 raise ShapeError(f"W @ x: W has {N} columns, but x has length {x.shape[0]}")
-            return self._apply_rows(x[None, :])[0]
+            return self._apply(x[None, :])[0]
         if x.shape[-2] != N:
             raise ShapeError(f"W @ x: W has {N} columns, but x has {x.shape[-2]} rows "
                              f"(shape {x.shape})")
+        if x.ndim == 2:
+            return self._apply(x, batch_last=True)
         xp = get_xp(x)
         xt = xp.swapaxes(x, -1, -2)                 # (..., K, N)
         lead = xt.shape[:-1]
-        y = self._apply_rows(xt.reshape(-1, N))     # (prod lead, M)
+        y = self._apply(xt.reshape(-1, N))          # (prod lead, M)
         return xp.swapaxes(y.reshape(lead + (M,)), -1, -2)
 
     def __rmatmul__(self, other):
@@ -267,7 +275,7 @@ class TTMatrix(_TTBase):
             raise ShapeError(f"x @ W: W has {M} rows, but x has {x.shape[-1]} columns "
                              f"(shape {x.shape})")
         lead = x.shape[:-1]
-        y = self.T._apply_rows(x.reshape(-1, M))
+        y = self.T._apply(x.reshape(-1, M))
         return y.reshape(lead + (N,))
 
     def _matmul_tt_matrix(self, other):

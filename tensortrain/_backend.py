@@ -119,16 +119,11 @@ def _host_svd(a, driver):
 
     try:
         return scipy.linalg.svd(a, full_matrices=False, check_finite=False, lapack_driver=driver)
-    except (np.linalg.LinAlgError, ValueError) as exc:
-        if driver == "gesvd" or "converge" not in str(exc).lower() and not isinstance(
-            exc, np.linalg.LinAlgError
-        ):
+    except np.linalg.LinAlgError:
+        if driver == "gesvd":
             raise
-        warnings.warn(
-            "LAPACK gesdd did not converge; falling back to the gesvd driver",
-            RuntimeWarning,
-            stacklevel=4,
-        )
+        warnings.warn("LAPACK gesdd did not converge; falling back to the gesvd driver",
+                      RuntimeWarning, stacklevel=4)
         return scipy.linalg.svd(a, full_matrices=False, check_finite=False, lapack_driver="gesvd")
 
 

@@ -1,0 +1,380 @@
+"""Helpers shared by the benchmark scripts.
+
+Only NumPy is required; ``threadpoolctl`` (BLAS details) and ``cupy`` (``--device cupy``)
+are used when present.  Nothing here changes the BLAS configuration or thread counts: the
+numbers are measured on the machine as it is set up, and the environment block says how
+that is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+# OpenBLAS variables that change kernels or blocking; reported, never set here.
+_BLAS_ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+_THREAD_ENV_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def import_tensortrain():
+    """Import ``tensortrain``, adding the repository root to ``sys.path`` if needed."""
+    try:
+        import tensortrain  # noqa: PLC0415
+    except ImportError:
+        sys.path.insert(0, str(REPO_ROOT))
+        import tensortrain  # noqa: PLC0415
+    return tensortrain
+
+
+# ---- command line ---------------------------------------------------------------------------
+def base_parser(description):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--quick", action="store_true",
+                   help="fewer repeats (every case still runs); for a smoke test")
+    p.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
+                   help="floating dtype(s) to run (default: both)")
+    p.add_argument("--device", choices=("numpy", "cupy"), default="numpy",
+                   help="array backend; 'cupy' imports CuPy and times on the GPU")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed repeats per measurement (default: 7, or 3 with --quick)")
+    p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
+    return p
+
+
+def dtypes_from(arg):
+    return {"float32": [np.float32], "float64": [np.float64],
+            "both": [np.float32, np.float64]}[arg]
+
+
+class Backend:
+    """The array module and how to synchronize it (a no-op for NumPy)."""
+
+    def __init__(self, name):
+        self.name = name
+        if name == "cupy":
+            import cupy  # noqa: PLC0415  (only when asked for)
+
+            self.xp = cupy
+            self._dev = cupy.cuda.Device()
+            self.sync = self._dev.synchronize
+        else:
+            self.xp = np
+            self.sync = None
+
+    def asarray(self, a):
+        return self.xp.asarray(a)
+
+    def to_host(self, a):
+        if self.name == "cupy":
+            return self.xp.asnumpy(a)
+        return np.asarray(a)
+
+    def free(self):
+        if self.name == "cupy":
+            self.xp.get_default_memory_pool().free_all_blocks()
+
+
+# ---- environment ----------------------------------------------------------------------------
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_state():
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "tensortrain"],
+                               cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=5).stdout.strip()
+        if not head:
+            return None
+        return head + (" (tensortrain/ has uncommitted changes)" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def environment(backend=None):
+    """A dict describing the machine and libraries; BLAS details via threadpoolctl."""
+    env = {
+        "python": sys.version.split()[0],
+        "python_impl": platform.python_implementation(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "numpy": np.__version__,
+    }
+    for mod in ("scipy", "opt_einsum"):
+        try:
+            env[mod] = __import__(mod).__version__
+        except ImportError:
+            env[mod] = None
+    try:
+        import tensortrain  # noqa: PLC0415
+
+        env["tensortrain"] = tensortrain.__version__
+        env["tensortrain_path"] = str(Path(tensortrain.__file__).resolve().parent)
+    except ImportError:
+        env["tensortrain"] = None
+    env["git"] = _git_state()
+    try:
+        from threadpoolctl import threadpool_info  # noqa: PLC0415
+
+        # numpy (and scipy, if imported) are loaded by now, so their BLAS shows up
+        env["blas"] = [
+            {k: info.get(k) for k in ("internal_api", "version", "architecture",
+                                      "num_threads", "threading_layer", "prefix", "filepath")}
+            for info in threadpool_info()
+        ]
+        env["threadpoolctl"] = True
+    except ImportError:
+        env["blas"] = None
+        env["threadpoolctl"] = False
+    env["env_vars"] = {v: os.environ.get(v) for v in _BLAS_ENV_VARS + _THREAD_ENV_VARS}
+    if backend is not None and backend.name == "cupy":
+        cp = backend.xp
+        props = cp.cuda.runtime.getDeviceProperties(backend._dev.id)
+        name = props["name"]
+        env["cupy"] = cp.__version__
+        env["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+        env["cuda_runtime"] = cp.cuda.runtime.runtimeGetVersion()
+        env["cuda_driver"] = cp.cuda.runtime.driverGetVersion()
+        env["gpu_memory_gib"] = round(props["totalGlobalMem"] / 2**30, 1)
+    return env
+
+
+def print_environment(env):
+    print("== environment")
+    print(f"python      {env['python']} ({env['python_impl']}) on {env['platform']}")
+    print(f"cpu         {env['cpu']}, {env['cpu_count']} logical CPUs "
+          f"({env['affinity_cpus']} usable), arch {env['machine']}")
+    print(f"numpy       {env['numpy']}   scipy {env['scipy']}   opt_einsum {env['opt_einsum']}")
+    print(f"tensortrain {env['tensortrain']} from {env.get('tensortrain_path')}"
+          + (f", git {env['git']}" if env.get("git") else ""))
+    if not env["threadpoolctl"]:
+        print("blas        threadpoolctl is not installed: BLAS library, version and thread "
+              "count unknown (pip install threadpoolctl)")
+    elif not env["blas"]:
+        print("blas        threadpoolctl found no loaded BLAS library")
+    else:
+        for b in env["blas"]:
+            print(f"blas        {b['internal_api']} {b['version']}, architecture "
+                  f"{b['architecture']}, {b['num_threads']} threads ({b['threading_layer']}), "
+                  f"{Path(b['filepath']).name if b['filepath'] else '?'}")
+    for var in _BLAS_ENV_VARS + _THREAD_ENV_VARS:
+        val = env["env_vars"].get(var)
+        shown = "(not set)" if val is None else repr(val)
+        note = "  [left as the machine set it]" if var in _BLAS_ENV_VARS else ""
+        print(f"env         {var}={shown}{note}")
+    if "gpu" in env:
+        print(f"gpu         {env['gpu']}, {env['gpu_memory_gib']} GiB, cupy {env['cupy']}, "
+              f"CUDA runtime {env['cuda_runtime']}, driver {env['cuda_driver']}")
+    print()
+
+
+# ---- timing ---------------------------------------------------------------------------------
+def time_fn(fn, repeats=7, warmup=1, sync=None, min_sample_s=2e-3, max_inner=1000):
+    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` samples.
+
+    A call shorter than ``min_sample_s`` is looped so that each sample lasts about that long
+    (the sample is then the mean over its loop), which keeps timer resolution and Python
+    overhead of the timing loop out of sub-millisecond numbers.  ``sync`` (for CuPy,
+    ``cupy.cuda.Device().synchronize``) is called before the clock starts and before it
+    stops.  Returns a dict of seconds: ``best``, ``median``, ``mean``, ``worst``, plus
+    ``repeats`` and ``inner``.
+    """
+    def sy():
+        if sync is not None:
+            sync()
+
+    for _ in range(max(warmup, 0)):
+        fn()
+    sy()
+    t0 = time.perf_counter()
+    fn()
+    sy()
+    first = time.perf_counter() - t0
+    inner = 1
+    if first < min_sample_s:
+        inner = int(min(max_inner, max(1, math.ceil(min_sample_s / max(first, 1e-7)))))
+    samples = []
+    for _ in range(max(repeats, 1)):
+        sy()
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            fn()
+        sy()
+        samples.append((time.perf_counter() - t0) / inner)
+    return {
+        "best": min(samples),
+        "median": statistics.median(samples),
+        "mean": statistics.fmean(samples),
+        "worst": max(samples),
+        "repeats": len(samples),
+        "inner": inner,
+    }
+
+
+# ---- machine GEMM rate ----------------------------------------------------------------------
+def gemm_rate(dtype, n=2048, repeats=5, backend=None):
+    """GFLOP/s of one square ``n x n`` matmul (``2 n^3`` FLOPs), best of ``repeats``."""
+    xp = np if backend is None else backend.xp
+    sync = None if backend is None else backend.sync
+    rng = np.random.default_rng(1234)
+    a = xp.asarray(rng.standard_normal((n, n)).astype(dtype))
+    b = xp.asarray(rng.standard_normal((n, n)).astype(dtype))
+    t = time_fn(lambda: a @ b, repeats=repeats, warmup=1, sync=sync)
+    flops = 2.0 * n ** 3
+    del a, b
+    if backend is not None:
+        backend.free()
+    return {"dtype": np.dtype(dtype).name, "n": n, "flops": flops,
+            "best_s": t["best"], "median_s": t["median"],
+            "gflops": flops / t["best"] / 1e9, "gflops_median": flops / t["median"] / 1e9}
+
+
+def gemm_rates(dtypes, quick=False, backend=None, repeats=None):
+    """GEMM rate per dtype name.  CPU: n=2048 (1024 quick); GPU: n=8192 (4096 quick)."""
+    gpu = backend is not None and backend.name == "cupy"
+    n = (4096 if quick else 8192) if gpu else (1024 if quick else 2048)
+    reps = repeats or (3 if quick else 5)
+    return {np.dtype(dt).name: gemm_rate(dt, n=n, repeats=reps, backend=backend) for dt in dtypes}
+
+
+def print_gemm_rates(rates):
+    rows = [[name, r["n"], fmt_ms(r["best_s"]), f"{r['gflops']:.1f}", f"{r['gflops_median']:.1f}"]
+            for name, r in rates.items()]
+    print_table("machine GEMM rate (square n x n matmul, 2n^3 FLOPs)",
+                ["dtype", "n", "best ms", "GFLOP/s (best)", "GFLOP/s (median)"], rows)
+
+
+# ---- tables ---------------------------------------------------------------------------------
+def fmt_ms(seconds):
+    """Milliseconds with 3 significant-ish digits."""
+    ms = seconds * 1e3
+    if ms >= 100:
+        return f"{ms:.1f}"
+    if ms >= 10:
+        return f"{ms:.2f}"
+    if ms >= 1:
+        return f"{ms:.3f}"
+    return f"{ms:.4f}"
+
+
+def fmt_num(x, digits=3):
+    """A compact number with ``digits`` significant digits (scientific when large or tiny)."""
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    if isinstance(x, (int, np.integer)) and abs(x) < 10**6:
+        return str(int(x))
+    x = float(x)
+    if x == 0:
+        return "0"
+    if math.isnan(x) or math.isinf(x):
+        return str(x)
+    if 1e-2 <= abs(x) < 1e5:
+        places = max(digits - 1 - math.floor(math.log10(abs(x))), 0)
+        return f"{x:.{places}f}"
+    return f"{x:.{digits - 1}e}"
+
+
+def _numeric(s):
+    t = s.strip().rstrip("x%").strip()
+    try:
+        float(t)
+    except ValueError:
+        return False
+    return True
+
+
+def format_table(headers, rows):
+    """Columns aligned: numbers (also ``12.3x``, ``5%``) to the right, text to the left."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    # a column is right-aligned when all its body cells are numbers or '-'
+    right = [all(_numeric(r[i]) or r[i] == "-" for r in cells[1:]) and len(cells) > 1
+             for i in range(len(headers))]
+    lines = []
+    for k, row in enumerate(cells):
+        parts = [c.rjust(widths[i]) if right[i] else c.ljust(widths[i]) for i, c in enumerate(row)]
+        lines.append("  ".join(parts).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def print_table(title, headers, rows):
+    print(f"== {title}")
+    print(format_table(headers, rows))
+    print()
+
+
+# ---- results --------------------------------------------------------------------------------
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.dtype):
+        return x.name
+    if isinstance(x, type) and issubclass(x, np.generic):
+        return np.dtype(x).name
+    if isinstance(x, float) and (math.isnan(x) or math.isinf(x)):
+        return str(x)
+    return x
+
+
+def write_results(name, payload, env, args=None):
+    """Write ``benchmarks/results/<name>.json`` with environment and timestamp; return the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "name": name,
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+        "options": vars(args) if args is not None else None,
+        "environment": env,
+    }
+    doc.update(payload)
+    path = RESULTS_DIR / f"{name}.json"
+    with open(path, "w") as f:
+        json.dump(_jsonable(doc), f, indent=2)
+        f.write("\n")
+    return path
+
+
+def result_name(base, args):
+    name = base
+    if args.device != "numpy":
+        name += f"_{args.device}"
+    if args.quick:
+        name += "_quick"
+    return name

@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from .errors import BackendError
+from .errors import BackendError, TTError
 
 __all__ = ["get_xp", "backend_name", "resolve_xp", "to_host", "svd", "qr", "wide_r_factor", "is_array"]
 
@@ -75,7 +75,7 @@ def resolve_xp(xp):
                     "'cuda12' or 'cuda13' extra of tensortrain"
                 ) from exc
             return cupy
-        raise ValueError(f"unknown backend {xp!r}; expected 'numpy', 'cupy' or a module")
+        raise TTError(f"unknown backend {xp!r}; expected 'numpy', 'cupy' or a module")
     if isinstance(xp, types.ModuleType) and backend_name(xp) in ("numpy", "cupy"):
         return sys.modules[backend_name(xp)]
     raise TypeError(f"xp must be None, 'numpy', 'cupy' or the numpy/cupy module, got {xp!r}")

@@ -56,7 +56,12 @@ def check_max_rank(max_rank, d):
     """Normalise ``max_rank`` (None, an int, d-1 inner values or d+1 full values) to d-1 ints or None."""
     if max_rank is None:
         return None
-    if isinstance(max_rank, numbers.Real) and not isinstance(max_rank, bool):
+    if isinstance(max_rank, bool) or not (
+            isinstance(max_rank, numbers.Real) or isinstance(max_rank, (list, tuple))
+            or (hasattr(max_rank, "__len__") and hasattr(max_rank, "__iter__"))):
+        raise TypeError(f"max_rank must be an int or a list of ints (one per bond), got "
+                        f"{type(max_rank).__name__} {max_rank!r}")
+    if isinstance(max_rank, numbers.Real):
         r = _as_int(max_rank, "max_rank")
         if r < 1:
             raise RankError(f"max_rank must be >= 1, got {r}")

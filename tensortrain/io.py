@@ -51,31 +51,54 @@ def load(path, *, xp=None):
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such file: {path!r}")
     try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        if magic[:2] != b"PK":
+            raise TTFileError(f"{path!r} is not a readable tensortrain .npz file (truncated or "
+                              f"foreign): it is not a zip archive")
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
+    except TTFileError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
         raise TTFileError(
             f"{path!r} is not a readable tensortrain .npz file (truncated or foreign): {exc}"
         ) from exc
     except Exception as exc:  # zlib/struct errors of damaged members
         raise TTFileError(f"{path!r} could not be read (damaged archive): {exc}") from exc
-    if not isinstance(data, dict) or str(data.get("format", "")) != FORMAT_NAME:
+    if str(data.get("format", "")) != FORMAT_NAME:
         raise TTFileError(f"{path!r} is not a tensortrain file (no 'format={FORMAT_NAME}' entry)")
-    version = int(data.get("version", -1))
+    version = _scalar_int(data, "version", path)
     if version != FORMAT_VERSION:
         raise TTFileError(
             f"{path!r} has format version {version}; this tensortrain reads version "
             f"{FORMAT_VERSION}")
     kind = str(data.get("kind", ""))
+    d = _scalar_int(data, "d", path)
     try:
-        d = int(data["d"])
         cores = [xp.asarray(data[f"core_{k}"]) for k in range(d)]
     except KeyError as exc:
         raise TTFileError(f"{path!r} is missing the entry {exc.args[0]!r}") from None
-    if kind == "TTTensor":
-        return TTTensor(cores)
-    if kind == "TTMatrix":
-        if "shape" not in data:
-            raise TTFileError(f"{path!r} is missing the entry 'shape'")
-        return TTMatrix(cores, tuple(int(s) for s in data["shape"]))
+    try:
+        if kind == "TTTensor":
+            return TTTensor(cores)
+        if kind == "TTMatrix":
+            if "shape" not in data:
+                raise TTFileError(f"{path!r} is missing the entry 'shape'")
+            return TTMatrix(cores, tuple(int(s) for s in data["shape"]))
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TTFileError):
+            raise
+        raise TTFileError(f"{path!r} holds an invalid {kind}: {exc}") from exc
     raise TTFileError(f"{path!r} holds an unknown kind {kind!r}; expected TTTensor or TTMatrix")
+
+
+def _scalar_int(data, key, path):
+    """An integer scalar entry of the archive, or TTFileError."""
+    if key not in data:
+        raise TTFileError(f"{path!r} is missing the entry {key!r}")
+    value = data[key]
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise TTFileError(f"{path!r} has a malformed {key!r} entry: expected an integer "
+                          f"scalar, got {value.dtype} with shape {value.shape}")
+    return int(value)

@@ -53,7 +53,7 @@ class TTMatrix(_TTBase):
         if shape is None:
             shape = padded
         else:
-            if isinstance(shape, (str, bytes)) or len(shape) != 2:
+            if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 2:
                 raise ShapeError(f"shape must be a pair (rows, columns), got {shape!r}")
             shape = (_as_int(shape[0], "shape[0]"), _as_int(shape[1], "shape[1]"))
             if shape[0] < 1 or shape[1] < 1:

@@ -19,7 +19,7 @@ from .errors import (
 from .interop import as_linear_operator
 from .io import load, save
 from .matrix import TTMatrix
-from .ops import dot, kron, log_dot, norm, orthogonalize, round
+from .ops import dot, kron, log_dot, log_norm, norm, orthogonalize, round
 from .shapes import balanced_modes, factorize
 from .tensor import TTTensor
 
@@ -32,6 +32,7 @@ __all__ = [
     "dot",
     "log_dot",
     "norm",
+    "log_norm",
     "round",
     "orthogonalize",
     "kron",

@@ -37,7 +37,7 @@ def get_xp(*arrays):
     for a in arrays:
         if _is_cupy_array(a):
             name = "cupy"
-        elif isinstance(a, (np.ndarray, np.generic)):
+        elif isinstance(a, np.ndarray):  # NumPy scalars (np.generic) act on any backend
             name = "numpy"
         else:
             continue

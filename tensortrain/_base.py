@@ -159,7 +159,11 @@ class _TTBase:
         """
         eps = check_eps(eps)
         caps = check_max_rank(max_rank, self.d)
-        return self._with_cores3(decompositions.round_cores(self._logical_cores3(), eps, caps))
+        # A padded TT-matrix is rounded as it is (the padding is "don't care"), with the
+        # accuracy measured against its logical block: the truncation error over the whole
+        # padded tensor bounds the logical error, and no rank grows.
+        ref = self.norm() if getattr(self, "is_padded", False) else None
+        return self._with_cores3(decompositions.round_cores(self._cores3(), eps, caps, ref))
 
     def orthogonalize(self, direction="left"):
         """Equivalent TT whose cores are left- (or right-) orthogonal except the last (first).

@@ -10,7 +10,7 @@ import numpy as np
 from ._backend import get_xp, is_array, to_host
 from .errors import ModeError, RankError, ShapeError, TTError
 
-_FLOAT_KINDS = "fc"
+_FLOAT_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 
 
 def check_eps(eps, where="eps"):
@@ -108,7 +108,7 @@ def check_ranks(ranks, d):
 def check_float_dtype(dtype, where):
     """Raise ``TypeError`` unless ``dtype`` is a real or complex floating type."""
     dtype = np.dtype(dtype)
-    if dtype.kind not in _FLOAT_KINDS:
+    if dtype not in _FLOAT_DTYPES:
         raise TypeError(
             f"{where} must have a floating-point dtype (float32, float64, complex64 or "
             f"complex128), got {dtype}; convert it first, e.g. with .astype(np.float64)"

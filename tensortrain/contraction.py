@@ -52,7 +52,8 @@ class ContractionPlan:
     itemsize : int
         Bytes per element the plan was made for.
     dense_flops : int
-        FLOPs of the same product with the dense matrix, ``2 * B * M * N``.
+        FLOPs of the same product with the dense matrix of the (padded) sizes the modes
+        cover, ``2 * B * prod(row_modes) * prod(col_modes)``.
     """
 
     row_modes: tuple

@@ -135,17 +135,20 @@ def orthogonalize_cores(cores, direction="left", normalize=False):
     return out, log_scale
 
 
-def round_cores(cores, eps=0.0, max_rank=None):
+def round_cores(cores, eps=0.0, max_rank=None, ref_norm=None):
     """TT rounding: right-to-left QR sweep, then left-to-right truncated SVDs.
 
-    Complexity: ``O(d n r^3)`` time; the result satisfies ``||A - B|| <= eps ||A||``.
+    The result satisfies ``||A - B|| <= eps * ref_norm`` with ``ref_norm = ||A||`` by default
+    (a padded TT-matrix passes the norm of its logical block, so its ranks never grow).
+
+    Complexity: ``O(d n r^3)`` time.
     """
     xp = get_xp(*cores)
     d = len(cores)
     if d == 1:
         return list(cores)
     out, _ = orthogonalize_cores(cores, "right")
-    norm = float(to_host(xp.linalg.norm(out[0])))
+    norm = float(to_host(xp.linalg.norm(out[0]))) if ref_norm is None else ref_norm
     delta = eps / math.sqrt(d - 1) * norm
     for k in range(d - 1):
         r0, n, r1 = out[k].shape

@@ -44,7 +44,7 @@ def load(path, *, xp=None):
     """Read a TT object written by :func:`save`; cores go to backend ``xp`` (NumPy default).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`~tensortrain.errors.TTFileError`
-    for a truncated, foreign or newer-version file.  Object arrays are never unpickled.
+    for a truncated or foreign file, or one of another format version.  Object arrays are never unpickled.
     """
     xp = resolve_xp(xp)
     path = os.fspath(path)

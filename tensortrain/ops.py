@@ -9,11 +9,10 @@ import numpy as np
 from . import _cores
 from ._backend import get_xp
 from ._base import _TTBase
-from .errors import ShapeError
 from .matrix import TTMatrix
 from .tensor import TTTensor
 
-__all__ = ["dot", "log_dot", "norm", "round", "orthogonalize", "kron"]
+__all__ = ["dot", "log_dot", "norm", "log_norm", "round", "orthogonalize", "kron"]
 
 
 def _check_tt(x, name):
@@ -60,6 +59,12 @@ def norm(a):
     return a.norm()
 
 
+def log_norm(a):
+    """``log`` of the Frobenius norm, finite for any ``d`` (see :meth:`TTTensor.log_norm`)."""
+    _check_tt(a, "a")
+    return a.log_norm()
+
+
 def round(a, eps=0.0, max_rank=None):  # noqa: A001  (the TT literature's name)
     """TT rounding; see :meth:`TTTensor.round`."""
     _check_tt(a, "a")
@@ -93,5 +98,5 @@ def kron(a, b):
                 f"shape exactly (b.shape={b.shape}, padded_shape={b.padded_shape})")
         shape = (a.shape[0] * b.shape[0], a.shape[1] * b.shape[1])
         return TTMatrix([c.astype(dtype, copy=False) for c in a.cores + b.cores], shape)
-    raise ShapeError(f"kron needs two TTTensors or two TTMatrix objects, got "
+    raise TypeError(f"kron needs two TTTensors or two TTMatrix objects, got "
                      f"{type(a).__name__} and {type(b).__name__}")

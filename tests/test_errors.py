@@ -810,7 +810,7 @@ def test_kron_with_padded_right_operand():
 
 
 def test_kron_of_tensor_and_matrix():
-    with pytest.raises(tt.ShapeError, match="kron needs two TTTensors or two TTMatrix objects, got "
+    with pytest.raises(TypeError, match="kron needs two TTTensors or two TTMatrix objects, got "
                                             "TTTensor and TTMatrix"):
         tt.kron(A, W)
 

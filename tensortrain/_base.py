@@ -162,7 +162,7 @@ class _TTBase:
         # A padded TT-matrix is rounded as it is (the padding is "don't care"), with the
         # accuracy measured against its logical block: the truncation error over the whole
         # padded tensor bounds the logical error, and no rank grows.
-        ref = self.norm() if getattr(self, "is_padded", False) else None
+        ref = self.log_norm() if getattr(self, "is_padded", False) else None
         return self._with_cores3(decompositions.round_cores(self._cores3(), eps, caps, ref))
 
     def orthogonalize(self, direction="left"):
@@ -176,32 +176,35 @@ class _TTBase:
         return self._with_cores3(cores)
 
     def _normalized_sweep(self):
+        """``(log_scale, last_norm)``: the sweep leaves a last core of norm 1, 0 (the zero
+        tensor) or NaN (non-finite cores)."""
         cores, log_scale = decompositions.orthogonalize_cores(
             self._logical_cores3(), "left", normalize=True)
-        # the sweep leaves a unit-norm last core, or a zero one for the zero tensor
-        return log_scale, _host_norm(cores[-1]) > 0.0
+        return log_scale, _host_norm(cores[-1])
 
     def log_norm(self) -> float:
-        """``log ||self||_F``, finite for any ``d`` (``-inf`` for the zero tensor).
+        """``log ||self||_F``, finite for any ``d`` (``-inf`` for the zero tensor, NaN when
+        the cores hold NaN or Inf).
 
         Complexity: ``O(d n r^3)``.
         """
-        log_scale, nonzero = self._normalized_sweep()
-        return log_scale if nonzero else -math.inf
+        log_scale, last = self._normalized_sweep()
+        if not (math.isfinite(last) and math.isfinite(log_scale)):
+            return math.nan
+        return log_scale if last > 0 else -math.inf
 
     def norm(self) -> float:
         """Frobenius norm, computed by a normalised QR sweep (no Gram matrices).
 
         The sweep cannot overflow or underflow in between; the result is ``inf`` or ``0`` only
-        when the norm itself is outside the floating-point range (see :meth:`log_norm`).
+        when the norm itself is outside the floating-point range (see :meth:`log_norm`), and
+        NaN when the cores hold NaN or Inf.
 
         Complexity: ``O(d n r^3)``.
         """
-        log_scale, nonzero = self._normalized_sweep()
-        if not nonzero:
-            return 0.0
+        log_norm = self.log_norm()
         with np.errstate(over="ignore", under="ignore"):
-            return float(np.exp(log_scale))
+            return float(np.exp(log_norm))
 
     # ---- arithmetic -------------------------------------------------------------------------
     def __neg__(self):

@@ -95,7 +95,7 @@ def log_dot(a, b):
         s = xp.max(xp.abs(v))
         s = xp.where(s > 0, s, xp.ones_like(s))
         v = v / s
-        logs.append(xp.log(s))
+        logs.append(xp.log(xp.abs(s).astype(np.float64)))
     total = to_host(xp.sum(xp.stack(logs)))
     return to_host(v.reshape(())), float(total)
 

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from ._backend import get_xp, qr, svd, to_host, wide_r_factor
+from .errors import TTError
 
 __all__ = ["tt_svd", "orthogonalize_cores", "round_cores", "truncation_rank"]
 
@@ -91,9 +92,11 @@ def tt_svd(a, modes, eps=0.0, max_rank=None):
 def orthogonalize_cores(cores, direction="left", normalize=False):
     """QR sweep making cores left-orthogonal (all but the last) or right-orthogonal (all but the first).
 
-    Returns ``(cores, log_scale)``.  With ``normalize=True`` the non-orthogonal core is scaled to
-    unit norm and ``log(||tensor||)`` is returned as ``log_scale`` (so the sweep cannot overflow
-    for any ``d``); otherwise ``log_scale`` is 0 and the result represents the same tensor.
+    Returns ``(cores, log_scale)``.  The sweep always rescales the carried ``R`` factor, so
+    it cannot overflow or underflow for any ``d``.  With ``normalize=True`` the
+    non-orthogonal core is left with unit norm and ``log ||tensor||_F`` is returned as
+    ``log_scale``; otherwise the scale is put back (see :func:`apply_log_scale`), the result
+    represents the same tensor and ``log_scale`` is 0.
 
     Complexity: ``O(d n r^3)``.
     """
@@ -103,43 +106,56 @@ def orthogonalize_cores(cores, direction="left", normalize=False):
     logs = []
 
     def renorm(m):
-        if not normalize:
-            return m
         s = xp.linalg.norm(m)
         s = xp.where(s > 0, s, xp.ones_like(s))
-        logs.append(xp.log(s))
+        logs.append(xp.log(s.astype(np.float64)))
         return m / s
 
     if direction == "left":
         for k in range(d - 1):
             r0, n, r1 = out[k].shape
             q, rr = qr(out[k].reshape(r0 * n, r1))
-            rr = renorm(rr)
             out[k] = q.reshape(r0, n, q.shape[1])
-            nxt = out[k + 1]
-            out[k + 1] = xp.tensordot(rr, nxt, axes=([1], [0]))
-        if normalize:
-            out[-1] = renorm(out[-1])
+            out[k + 1] = xp.tensordot(renorm(rr), out[k + 1], axes=([1], [0]))
+        last = d - 1
     elif direction == "right":
         for k in range(d - 1, 0, -1):
             r0, n, r1 = out[k].shape
             q, rr = qr(out[k].reshape(r0, n * r1).T)
-            rr = renorm(rr)
             out[k] = q.T.reshape(q.shape[1], n, r1)
-            out[k - 1] = xp.tensordot(out[k - 1], rr.T, axes=([2], [0]))
-        if normalize:
-            out[0] = renorm(out[0])
+            out[k - 1] = xp.tensordot(out[k - 1], renorm(rr).T, axes=([2], [0]))
+        last = 0
     else:  # pragma: no cover - validated by the public functions
         raise ValueError(direction)
-    log_scale = float(to_host(xp.sum(xp.stack(logs)))) if logs else 0.0
-    return out, log_scale
+    out[last] = renorm(out[last])
+    log_scale = float(to_host(xp.sum(xp.stack(logs))))
+    if normalize:
+        return out, log_scale
+    return apply_log_scale(out, log_scale, last), 0.0
 
 
-def round_cores(cores, eps=0.0, max_rank=None, ref_norm=None):
+def apply_log_scale(cores, log_scale, k):
+    """Multiply the tensor by ``exp(log_scale)``: into core ``k`` when that factor is
+    representable in the cores' dtype, else spread evenly over all cores."""
+    if log_scale == 0.0 or not math.isfinite(log_scale):
+        return cores
+    out = list(cores)
+    info = np.finfo(out[k].dtype)
+    if math.log(info.tiny) + 4 < log_scale < math.log(info.max) - 4:
+        out[k] = out[k] * math.exp(log_scale)
+    else:
+        f = math.exp(log_scale / len(out))
+        out = [c * f for c in out]
+    return out
+
+
+def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
     """TT rounding: right-to-left QR sweep, then left-to-right truncated SVDs.
 
-    The result satisfies ``||A - B|| <= eps * ref_norm`` with ``ref_norm = ||A||`` by default
-    (a padded TT-matrix passes the norm of its logical block, so its ranks never grow).
+    The result satisfies ``||A - B|| <= eps * exp(ref_log_norm)`` with ``ref_log_norm`` the
+    log of ``||A||`` by default (a padded TT-matrix passes the norm of its logical block, so
+    its ranks never grow).  The sweep works on the normalised tensor and puts the scale back
+    at the end, so nothing overflows or underflows for any ``d``.
 
     Complexity: ``O(d n r^3)`` time.
     """
@@ -147,9 +163,12 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_norm=None):
     d = len(cores)
     if d == 1:
         return list(cores)
-    out, _ = orthogonalize_cores(cores, "right")
-    norm = float(to_host(xp.linalg.norm(out[0]))) if ref_norm is None else ref_norm
-    delta = eps / math.sqrt(d - 1) * norm
+    out, log_scale = orthogonalize_cores(cores, "right", normalize=True)
+    first = float(to_host(xp.linalg.norm(out[0])))
+    if not (math.isfinite(first) and math.isfinite(log_scale)):
+        raise TTError("cannot round a TT whose cores contain NaN or Inf")
+    rel = first if ref_log_norm is None else math.exp(min(ref_log_norm - log_scale, 700.0))
+    delta = eps / math.sqrt(d - 1) * rel
     for k in range(d - 1):
         r0, n, r1 = out[k].shape
         mat = out[k].reshape(r0 * n, r1)
@@ -159,4 +178,4 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_norm=None):
         out[k] = u[:, :r].reshape(r0, n, r)
         sv = s[:r, None].astype(vh.dtype) * vh[:r]
         out[k + 1] = xp.tensordot(sv, out[k + 1], axes=([1], [0]))
-    return out
+    return apply_log_scale(out, log_scale, d - 1)

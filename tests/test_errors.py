@@ -1040,3 +1040,11 @@ def test_load_with_unknown_backend(tmp_path):
     tt.save(path, A)
     with pytest.raises(ValueError, match=esc("unknown backend 'tpu'; expected 'numpy', 'cupy'")):
         tt.load(path, xp="tpu")
+
+
+def test_round_of_nonfinite_tt_raises():
+    c0 = np.ones((1, 2, 2))
+    c1 = np.ones((2, 2, 1))
+    c1[1, 0, 0] = np.nan
+    with pytest.raises(tt.TTError, match="cannot round a TT whose cores contain NaN or Inf"):
+        tt.TTTensor([c0, c1]).round(1e-3)

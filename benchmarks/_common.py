@@ -52,6 +52,9 @@ def base_parser(description):
                    help="array backend; 'cupy' imports CuPy and times on the GPU")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed repeats per measurement (default: 7, or 3 with --quick)")
+    p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
+                   help="before each measurement wait up to S seconds for other processes "
+                        "to leave the CPUs idle (default 0: measure at once)")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
     return p
 
@@ -124,7 +127,8 @@ def environment(backend=None):
         "machine": platform.machine(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "affinity_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "affinity_cpus": (len(os.sched_getaffinity(0))
+                          if hasattr(os, "sched_getaffinity") else None),
         "numpy": np.__version__,
     }
     for mod in ("scipy", "opt_einsum"):
@@ -154,6 +158,7 @@ def environment(backend=None):
         env["blas"] = None
         env["threadpoolctl"] = False
     env["env_vars"] = {v: os.environ.get(v) for v in _BLAS_ENV_VARS + _THREAD_ENV_VARS}
+    env["loadavg_at_start"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     if backend is not None and backend.name == "cupy":
         cp = backend.xp
         props = cp.cuda.runtime.getDeviceProperties(backend._dev.id)
@@ -189,86 +194,198 @@ def print_environment(env):
         shown = "(not set)" if val is None else repr(val)
         note = "  [left as the machine set it]" if var in _BLAS_ENV_VARS else ""
         print(f"env         {var}={shown}{note}")
+    if env.get("loadavg_at_start") is not None:
+        print("load        average %.2f %.2f %.2f (1, 5, 15 min) at start; the 'bg cpu' columns "
+              "give the share of all CPUs that other processes used while a row was timed"
+              % tuple(env["loadavg_at_start"]))
     if "gpu" in env:
         print(f"gpu         {env['gpu']}, {env['gpu_memory_gib']} GiB, cupy {env['cupy']}, "
               f"CUDA runtime {env['cuda_runtime']}, driver {env['cuda_driver']}")
     print()
 
 
-# ---- timing ---------------------------------------------------------------------------------
-def time_fn(fn, repeats=7, warmup=1, sync=None, min_sample_s=2e-3, max_inner=1000):
-    """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` samples.
+# ---- background load --------------------------------------------------------------------
+_HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
-    A call shorter than ``min_sample_s`` is looped so that each sample lasts about that long
-    (the sample is then the mean over its loop), which keeps timer resolution and Python
-    overhead of the timing loop out of sub-millisecond numbers.  ``sync`` (for CuPy,
+
+def _cpu_snapshot():
+    """(busy jiffies of the whole machine, jiffies of this process, steal jiffies, wall)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        busy = v[0] + v[1] + v[2] + v[5] + v[6]      # user nice system irq softirq
+        steal = v[7] if len(v) > 7 else 0
+        with open("/proc/self/stat") as f:
+            tail = f.read().rsplit(")", 1)[1].split()
+        own = int(tail[11]) + int(tail[12])          # utime + stime (all threads)
+    except (OSError, ValueError, IndexError):
+        return None
+    return busy, own, steal, time.perf_counter()
+
+
+def background_cpu(before, after):
+    """Fraction of all CPUs busy with *other* processes (and stolen) between two snapshots.
+
+    A coarse indicator (the kernel counts in 10 ms ticks): 0 on an idle machine, 1.0 when
+    other work keeps every CPU busy.  ``None`` where ``/proc`` is not available.
+    """
+    if before is None or after is None:
+        return None
+    wall = after[3] - before[3]
+    if wall <= 0:
+        return None
+    ncpu = os.cpu_count() or 1
+    other = (after[0] - before[0]) - (after[1] - before[1]) + (after[2] - before[2])
+    return max(0.0, other / (_HZ * wall * ncpu))
+
+
+class RunMonitor:
+    """Background CPU over a whole run (see :func:`background_cpu`)."""
+
+    def __init__(self):
+        self.start = _cpu_snapshot()
+        self.t0 = time.perf_counter()
+
+    def summary(self):
+        return {"wall_s": time.perf_counter() - self.t0,
+                "background_cpu": background_cpu(self.start, _cpu_snapshot())}
+
+
+def wait_quiet(max_wait_s, threshold=0.10, window_s=1.0):
+    """Wait (at most ``max_wait_s``) for a ``window_s`` with background CPU below ``threshold``.
+
+    Returns the seconds waited.  The benchmarks share the machine with whatever else runs;
+    this only avoids starting a measurement in the middle of someone else's burst.
+    """
+    if max_wait_s <= 0:
+        return 0.0
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait_s:
+        a = _cpu_snapshot()
+        time.sleep(window_s)
+        bg = background_cpu(a, _cpu_snapshot())
+        if bg is None or bg < threshold:
+            break
+    return time.perf_counter() - t0
+
+
+def fmt_bg(bg):
+    """Background CPU as a percentage, with '!' above 10 %."""
+    if bg is None:
+        return "-"
+    return f"{100 * bg:.0f}%" + ("!" if bg > 0.10 else "")
+
+
+# ---- timing ---------------------------------------------------------------------------------
+def time_many(fns, repeats=7, warmup=1, sync=None, min_sample_s=2e-3, max_inner=1000,
+              quiet_s=0.0, warm_each=None):
+    """Time several callables with their samples *interleaved* (round-robin).
+
+    Each callable gets ``warmup`` (at least 1) untimed calls and ``repeats`` samples; a call
+    shorter than ``min_sample_s`` is looped so that each sample lasts about that long (the
+    sample is then the mean over its loop), which keeps timer resolution and the timing
+    loop's overhead out of sub-millisecond numbers.  Interleaving exposes the callables to
+    the same background load, so their ratio is more trustworthy than their absolute times
+    on a shared machine.  So that a sample does not pay for the caches the previous callable
+    left behind, each sample is preceded by one untimed call of the same callable
+    (``warm_each``, on by default when there are several callables).  ``sync`` (for CuPy,
     ``cupy.cuda.Device().synchronize``) is called before the clock starts and before it
-    stops.  Returns a dict of seconds: ``best``, ``median``, ``mean``, ``worst``, plus
-    ``repeats`` and ``inner``.
+    stops.  ``quiet_s > 0`` first waits up to that long for the machine to be quiet
+    (:func:`wait_quiet`).
+
+    Returns one dict per callable, in seconds: ``best``, ``median``, ``mean``, ``worst``,
+    plus ``repeats``, ``inner``, ``warm_each``, ``background_cpu`` (see
+    :func:`background_cpu`, measured over all timed samples) and ``waited_s``.
     """
     def sy():
         if sync is not None:
             sync()
 
-    for _ in range(max(warmup, 0)):
-        fn()
-    sy()
-    t0 = time.perf_counter()
-    fn()
-    sy()
-    first = time.perf_counter() - t0
-    inner = 1
-    if first < min_sample_s:
-        inner = int(min(max_inner, max(1, math.ceil(min_sample_s / max(first, 1e-7)))))
-    samples = []
-    for _ in range(max(repeats, 1)):
-        sy()
-        t0 = time.perf_counter()
-        for _ in range(inner):
+    waited = wait_quiet(quiet_s)
+    inners = []
+    for fn in fns:
+        for _ in range(max(warmup, 1) - 1):
             fn()
         sy()
-        samples.append((time.perf_counter() - t0) / inner)
-    return {
-        "best": min(samples),
-        "median": statistics.median(samples),
-        "mean": statistics.fmean(samples),
-        "worst": max(samples),
-        "repeats": len(samples),
+        t0 = time.perf_counter()
+        fn()                    # the last warm-up call, timed to choose the loop count
+        sy()
+        first = time.perf_counter() - t0
+        inner = 1
+        if first < min_sample_s:
+            inner = int(min(max_inner, max(1, math.ceil(min_sample_s / max(first, 1e-7)))))
+        inners.append(inner)
+    if warm_each is None:
+        warm_each = len(fns) > 1
+    samples = [[] for _ in fns]
+    snap0 = _cpu_snapshot()
+    for _ in range(max(repeats, 1)):
+        for i, fn in enumerate(fns):
+            if warm_each:
+                fn()
+            sy()
+            t0 = time.perf_counter()
+            for _ in range(inners[i]):
+                fn()
+            sy()
+            samples[i].append((time.perf_counter() - t0) / inners[i])
+    bg = background_cpu(snap0, _cpu_snapshot())
+    return [{
+        "best": min(s),
+        "median": statistics.median(s),
+        "mean": statistics.fmean(s),
+        "worst": max(s),
+        "repeats": len(s),
         "inner": inner,
-    }
+        "warm_each": warm_each,
+        "background_cpu": bg,
+        "waited_s": waited,
+    } for s, inner in zip(samples, inners)]
+
+
+def time_fn(fn, repeats=7, warmup=1, sync=None, min_sample_s=2e-3, max_inner=1000,
+            quiet_s=0.0):
+    """Time one callable: best / median of ``repeats`` samples after ``warmup`` calls.
+
+    See :func:`time_many` for the details and the returned dict.
+    """
+    return time_many([fn], repeats, warmup, sync, min_sample_s, max_inner, quiet_s)[0]
 
 
 # ---- machine GEMM rate ----------------------------------------------------------------------
-def gemm_rate(dtype, n=2048, repeats=5, backend=None):
+def gemm_rate(dtype, n=2048, repeats=5, backend=None, quiet_s=0.0):
     """GFLOP/s of one square ``n x n`` matmul (``2 n^3`` FLOPs), best of ``repeats``."""
     xp = np if backend is None else backend.xp
     sync = None if backend is None else backend.sync
     rng = np.random.default_rng(1234)
     a = xp.asarray(rng.standard_normal((n, n)).astype(dtype))
     b = xp.asarray(rng.standard_normal((n, n)).astype(dtype))
-    t = time_fn(lambda: a @ b, repeats=repeats, warmup=1, sync=sync)
+    t = time_fn(lambda: a @ b, repeats=repeats, warmup=1, sync=sync, quiet_s=quiet_s)
     flops = 2.0 * n ** 3
     del a, b
     if backend is not None:
         backend.free()
     return {"dtype": np.dtype(dtype).name, "n": n, "flops": flops,
             "best_s": t["best"], "median_s": t["median"],
-            "gflops": flops / t["best"] / 1e9, "gflops_median": flops / t["median"] / 1e9}
+            "gflops": flops / t["best"] / 1e9, "gflops_median": flops / t["median"] / 1e9,
+            "background_cpu": t["background_cpu"]}
 
 
-def gemm_rates(dtypes, quick=False, backend=None, repeats=None):
+def gemm_rates(dtypes, quick=False, backend=None, repeats=None, quiet_s=0.0):
     """GEMM rate per dtype name.  CPU: n=2048 (1024 quick); GPU: n=8192 (4096 quick)."""
     gpu = backend is not None and backend.name == "cupy"
     n = (4096 if quick else 8192) if gpu else (1024 if quick else 2048)
     reps = repeats or (3 if quick else 5)
-    return {np.dtype(dt).name: gemm_rate(dt, n=n, repeats=reps, backend=backend) for dt in dtypes}
+    return {np.dtype(dt).name: gemm_rate(dt, n=n, repeats=reps, backend=backend, quiet_s=quiet_s)
+            for dt in dtypes}
 
 
 def print_gemm_rates(rates):
-    rows = [[name, r["n"], fmt_ms(r["best_s"]), f"{r['gflops']:.1f}", f"{r['gflops_median']:.1f}"]
+    rows = [[name, r["n"], fmt_ms(r["best_s"]), f"{r['gflops']:.1f}", f"{r['gflops_median']:.1f}",
+             fmt_bg(r["background_cpu"])]
             for name, r in rates.items()]
     print_table("machine GEMM rate (square n x n matmul, 2n^3 FLOPs)",
-                ["dtype", "n", "best ms", "GFLOP/s (best)", "GFLOP/s (median)"], rows)
+                ["dtype", "n", "best ms", "GFLOP/s (best)", "GFLOP/s (median)", "bg cpu"], rows)
 
 
 # ---- tables ---------------------------------------------------------------------------------
@@ -304,7 +421,7 @@ def fmt_num(x, digits=3):
 
 
 def _numeric(s):
-    t = s.strip().rstrip("x%").strip()
+    t = s.strip().rstrip("x%!").strip()
     try:
         float(t)
     except ValueError:
@@ -328,7 +445,12 @@ def format_table(headers, rows):
     return "\n".join(lines)
 
 
+TABLES = []   # every table printed by this process, as written into the JSON results
+
+
 def print_table(title, headers, rows):
+    TABLES.append({"title": title, "headers": [str(h) for h in headers],
+                   "rows": [[str(c) for c in r] for r in rows]})
     print(f"== {title}")
     print(format_table(headers, rows))
     print()
@@ -354,7 +476,8 @@ def _jsonable(x):
 
 
 def write_results(name, payload, env, args=None):
-    """Write ``benchmarks/results/<name>.json`` with environment and timestamp; return the path."""
+    """Write ``benchmarks/results/<name>.json``: environment, timestamp, options, the payload
+    and every printed table (``tables``: title, headers, rows as printed).  Returns the path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
         "name": name,
@@ -364,6 +487,7 @@ def write_results(name, payload, env, args=None):
         "environment": env,
     }
     doc.update(payload)
+    doc["tables"] = TABLES
     path = RESULTS_DIR / f"{name}.json"
     with open(path, "w") as f:
         json.dump(_jsonable(doc), f, indent=2)

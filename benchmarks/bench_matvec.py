@@ -28,7 +28,6 @@ one ``X @ Wd.T``.  Tables:
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from pathlib import Path
@@ -137,11 +136,14 @@ def main(argv=None):
     C.print_environment(env)
     dtypes = C.dtypes_from(args.dtype)
     repeats = args.repeats or (3 if args.quick else 7)
-    dense_repeats = max(2, repeats // 2) if args.quick else repeats
-    print(f"timing: best of {repeats} (dense fc6: {dense_repeats}) after 1 warm-up; calls "
-          f"under 2 ms are looped within a sample; speed-ups and GFLOP/s use best times\n")
+    quiet = args.wait_quiet
+    monitor = C.RunMonitor()
+    print(f"timing: best of {repeats} samples after 1 warm-up; the calls compared in a row are "
+          f"timed interleaved (round-robin), each sample after one untimed call of the same "
+          f"function; calls under 2 ms are looped within a sample; speed-ups and GFLOP/s use "
+          f"best times\n")
 
-    rates = C.gemm_rates(dtypes, quick=args.quick, backend=backend)
+    rates = C.gemm_rates(dtypes, quick=args.quick, backend=backend, quiet_s=quiet)
     C.print_gemm_rates(rates)
 
     rng = np.random.default_rng(42)
@@ -175,10 +177,8 @@ def main(argv=None):
                                  f"{plan_wt.flops} FLOPs, the plan used by X @ W.T "
                                  f"{plan_used.flops}: the orientations differ")
 
-                big = name == "fc6"
-                reps_d = dense_repeats if big else repeats
-                t_tt = C.time_fn(lambda: X @ W.T, repeats=repeats, sync=sync)
-                t_d = C.time_fn(lambda: X @ Wd.T, repeats=reps_d, sync=sync)
+                t_tt, t_d = C.time_many([lambda: X @ W.T, lambda: X @ Wd.T],
+                                        repeats=repeats, sync=sync, quiet_s=quiet)
                 speed = t_d["best"] / t_tt["best"]
                 speed_med = t_d["median"] / t_tt["median"]
                 dense_flops = 2 * batch * M * N
@@ -191,7 +191,7 @@ def main(argv=None):
                     f"{plan_used.flops / 1e6:.2f}", f"{dense_flops / plan_used.flops:.1f}x",
                     f"{plan_used.flops / t_tt['best'] / 1e9:.1f}",
                     f"{dense_flops / t_d['best'] / 1e9:.1f}", f"{gemm:.1f}",
-                    f"{err:.1e}", goal_txt, status,
+                    f"{err:.1e}", C.fmt_bg(t_tt["background_cpu"]), goal_txt, status,
                 ])
                 describes.append(f"{name:9s} {dname} b={batch:<3d}: {plan_used.describe()}")
 
@@ -205,52 +205,64 @@ def main(argv=None):
                         W.row_modes, W.col_modes, W.ranks, batch, "right", itemsize)),
                 ]
                 pref = plan_used.flops
+                Yd_host = backend.to_host(Y_d)
                 variant_res = []
+                fns = []
                 for vname, plan in variants:
                     y = contraction.execute(plan, W.cores, X)
-                    verr = rel_max_err(backend.to_host(y), backend.to_host(Y_d))
-                    tv = C.time_fn(lambda plan=plan: contraction.execute(plan, W.cores, X),
-                                   repeats=repeats, sync=sync)
+                    verr = rel_max_err(backend.to_host(y), Yd_host)
                     variant_res.append({"name": vname, "blocks": plan.order, "flops": plan.flops,
-                                        "peak_bytes": plan.peak_bytes, "time": tv,
-                                        "rel_max_err": verr, "describe": plan.describe()})
-                    plan_rows.append([
-                        name, dname, batch, vname, blocks_str(plan), f"{plan.flops / 1e6:.2f}",
-                        f"{plan.flops / pref:.2f}", f"{plan.peak_bytes / 2**20:.2f}",
-                        C.fmt_ms(tv["best"]), C.fmt_ms(tv["median"]),
-                        f"{plan.flops / tv['best'] / 1e9:.1f}",
-                    ])
-                # the public call, same plan plus the per-call overhead of X @ W.T
-                plan_rows.append([
-                    name, dname, batch, "X @ W.T", blocks_str(plan_used),
-                    f"{plan_used.flops / 1e6:.2f}", "1.00",
-                    f"{plan_used.peak_bytes / 2**20:.2f}", C.fmt_ms(t_tt["best"]),
-                    C.fmt_ms(t_tt["median"]), f"{plan_used.flops / t_tt['best'] / 1e9:.1f}",
-                ])
+                                        "peak_bytes": plan.peak_bytes, "rel_max_err": verr,
+                                        "describe": plan.describe(), "plan": plan})
+                    fns.append(lambda plan=plan: contraction.execute(plan, W.cores, X))
+                # the public call: the same plan plus the per-call overhead of X @ W.T
+                fns.append(lambda: X @ W.T)
                 expr, shapes = einsum_network(W, batch)
+                ops = einsum_operands(W, X, xp)
                 oe_res = {}
                 for opt in ("dp", "optimal"):
                     t0 = time.perf_counter()
                     path, info = oe.contract_path(expr, *shapes, shapes=True, optimize=opt)
                     search_s = time.perf_counter() - t0
-                    ops = einsum_operands(W, X, xp)
                     yo = oe.contract(expr, *ops, optimize=path)
-                    oerr = rel_max_err(backend.to_host(yo).reshape(batch, -1),
-                                       backend.to_host(Y_d))
-                    to = C.time_fn(lambda path=path, ops=ops: oe.contract(expr, *ops,
-                                                                           optimize=path),
-                                   repeats=repeats, sync=sync)
-                    cost = int(info.opt_cost)
-                    oe_res[opt] = {"path": [list(p) for p in path], "opt_cost": cost,
+                    oerr = rel_max_err(backend.to_host(yo).reshape(batch, -1), Yd_host)
+                    oe_res[opt] = {"path": [list(p) for p in path], "opt_cost": int(info.opt_cost),
                                    "largest_intermediate": int(info.largest_intermediate),
-                                   "search_s": search_s, "time": to, "rel_max_err": oerr}
+                                   "search_s": search_s, "rel_max_err": oerr}
+                    fns.append(lambda path=path: oe.contract(expr, *ops, optimize=path))
+                times = C.time_many(fns, repeats=repeats, sync=sync, quiet_s=quiet)
+                nv = len(variants)
+                for v, tv in zip(variant_res, times[:nv]):
+                    plan = v.pop("plan")
+                    v["time"] = tv
                     plan_rows.append([
-                        name, dname, batch, f"opt_einsum {opt}", f"path of {len(path)} pairs",
-                        f"{cost / 1e6:.2f}", f"{cost / pref:.2f}",
-                        f"{int(info.largest_intermediate) * itemsize / 2**20:.2f}",
-                        C.fmt_ms(to["best"]), C.fmt_ms(to["median"]),
-                        f"{cost / to['best'] / 1e9:.1f}",
+                        name, dname, batch, v["name"], blocks_str(plan),
+                        f"{plan.flops / 1e6:.2f}", f"{plan.flops / pref:.2f}",
+                        f"{plan.peak_bytes / 2**20:.2f}", C.fmt_ms(tv["best"]),
+                        C.fmt_ms(tv["median"]), f"{plan.flops / tv['best'] / 1e9:.1f}",
+                        f"{v['rel_max_err']:.1e}", C.fmt_bg(tv["background_cpu"]),
                     ])
+                tp = times[nv]
+                plan_rows.append([
+                    name, dname, batch, "X @ W.T", blocks_str(plan_used),
+                    f"{plan_used.flops / 1e6:.2f}", "1.00",
+                    f"{plan_used.peak_bytes / 2**20:.2f}", C.fmt_ms(tp["best"]),
+                    C.fmt_ms(tp["median"]), f"{plan_used.flops / tp['best'] / 1e9:.1f}",
+                    f"{err:.1e}", C.fmt_bg(tp["background_cpu"]),
+                ])
+                for (opt, o), to in zip(oe_res.items(), times[nv + 1:]):
+                    o["time"] = to
+                    cost = o["opt_cost"]
+                    plan_rows.append([
+                        name, dname, batch, f"opt_einsum {opt}",
+                        f"{len(o['path'])} pairwise steps",
+                        f"{cost / 1e6:.2f}", f"{cost / pref:.2f}",
+                        f"{o['largest_intermediate'] * itemsize / 2**20:.2f}",
+                        C.fmt_ms(to["best"]), C.fmt_ms(to["median"]),
+                        f"{cost / to['best'] / 1e9:.1f}", f"{o['rel_max_err']:.1e}",
+                        C.fmt_bg(to["background_cpu"]),
+                    ])
+                del ops
                 results.append({
                     "case": name, "dtype": dname, "batch": batch, "shape": [M, N],
                     "row_modes": list(rmodes), "col_modes": list(cmodes), "ranks": list(W.ranks),
@@ -277,7 +289,7 @@ def main(argv=None):
         f"TT x dense batch, Y = X @ W.T  [{args.device}]",
         ["case", "dtype", "batch", "TT ms", "TT med", "dense ms", "dense med", "speed-up",
          "TT MFLOP", "FLOP ratio", "TT GFLOP/s", "dense GFLOP/s", "GEMM GFLOP/s",
-         "rel max err", "target", "status"],
+         "rel max err", "bg cpu", "target", "status"],
         main_rows)
     print("plans used by X @ W.T (recorded while it ran; == W.matmul_cost(batch)):")
     for line in describes:
@@ -287,20 +299,22 @@ def main(argv=None):
         "plans: planner vs fixed sweeps vs opt_einsum, each executed "
         "(contraction.execute / opt_einsum.contract)",
         ["case", "dtype", "batch", "plan", "blocks", "MFLOP", "vs planner", "peak MiB",
-         "best ms", "med ms", "GFLOP/s"],
+         "best ms", "med ms", "GFLOP/s", "rel max err", "bg cpu"],
         plan_rows)
     if notes:
         print("notes:")
         for n in notes:
             print("  " + n)
         print()
+    run = monitor.summary()
     wall = time.perf_counter() - t_start
-    print(f"wall time {wall:.1f} s")
+    print(f"wall time {wall:.1f} s; other processes used {C.fmt_bg(run['background_cpu'])} "
+          f"of the CPUs over the run")
     if not args.no_json:
         path = C.write_results(C.result_name("bench_matvec", args),
                                {"gemm": rates, "rows": results, "notes": notes,
-                                "wall_s": wall, "repeats": repeats,
-                                "dense_repeats_fc6": dense_repeats}, env, args)
+                                "wall_s": wall, "background_cpu": run["background_cpu"],
+                                "repeats": repeats}, env, args)
         print(f"wrote {path}")
 
 

@@ -8,6 +8,7 @@ same kind with :meth:`_TTBase._with_cores3`.
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -84,7 +85,7 @@ class _TTBase:
         """Number of cores."""
         return len(self.cores)
 
-    @property
+    @functools.cached_property
     def ranks(self) -> tuple:
         """TT-ranks ``(1, r_1, ..., r_{d-1}, 1)``."""
         return tuple(int(c.shape[0]) for c in self.cores) + (1,)

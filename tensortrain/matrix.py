@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -110,15 +111,15 @@ class TTMatrix(_TTBase):
         return cls(cores, logical)
 
     # ---- structure ---------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def row_modes(self) -> tuple:
         return tuple(int(c.shape[1]) for c in self.cores)
 
-    @property
+    @functools.cached_property
     def col_modes(self) -> tuple:
         return tuple(int(c.shape[2]) for c in self.cores)
 
-    @property
+    @functools.cached_property
     def padded_shape(self) -> tuple:
         """``(prod row_modes, prod col_modes)``: the size the modes cover."""
         return (math.prod(self.row_modes), math.prod(self.col_modes))
@@ -190,11 +191,13 @@ class TTMatrix(_TTBase):
         M, N = self.shape
         return mat[:M, :N] if self.is_padded else mat
 
-    @property
+    @functools.cached_property
     def T(self):
-        """The transpose (a TTMatrix; no data is copied)."""
-        return TTMatrix([self.xp.transpose(c, (0, 2, 1, 3)) for c in self.cores],
-                        (self.shape[1], self.shape[0]))
+        """The transpose (a TTMatrix sharing the cores' memory; no data is copied)."""
+        t = TTMatrix([self.xp.transpose(c, (0, 2, 1, 3)) for c in self.cores],
+                     (self.shape[1], self.shape[0]))
+        t.__dict__["T"] = self  # (W.T).T is W
+        return t
 
     @property
     def H(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class TTTensor(_TTBase):
         return cls(decompositions.tt_svd(a, a.shape, eps, caps))
 
     # ---- structure ---------------------------------------------------------------------------
-    @property
+    @functools.cached_property
     def shape(self) -> tuple:
         """Mode sizes ``(n_1, ..., n_d)``."""
         return tuple(int(c.shape[1]) for c in self.cores)

@@ -234,16 +234,13 @@ def merge_block(cores, lo, hi):
     return c
 
 
-def _block_matrix(cores, lo, hi, side):
-    """The merged block as a 2-D ``(new, contracted)`` matrix for one kind of step.
+def _block_layout(k, side):
+    """Axis order ``(new..., contracted...)`` of a merged block of ``k`` cores for one step.
 
     ``side`` is ``'first'`` (new ``(r, m.., r')``, contracted ``(n..)``), ``'right'`` (new
     ``(m.., r')``, contracted ``(r, n..)``) or ``'left'`` (new ``(r, m..)``, contracted
-    ``(n.., r')``).
+    ``(n.., r')``).  Returns ``(perm, n_new)``.
     """
-    xp = get_xp(*cores)
-    c = merge_block(cores, lo, hi)
-    k = hi - lo + 1
     r_ax, r2_ax = 0, 2 * k + 1
     m_ax = [1 + 2 * t for t in range(k)]
     n_ax = [2 + 2 * t for t in range(k)]
@@ -253,11 +250,43 @@ def _block_matrix(cores, lo, hi, side):
         new, con = m_ax + [r2_ax], [r_ax] + n_ax
     else:
         new, con = [r_ax] + m_ax, n_ax + [r2_ax]
-    rows = math.prod(c.shape[a] for a in new)
-    return xp.transpose(c, new + con).reshape(rows, -1)
+    return new + con, len(new)
 
 
-def execute(plan: ContractionPlan, cores, x, batch_last=False):
+def _block_matrix(cores, lo, hi, side):
+    """The merged block as a 2-D ``(new, contracted)`` matrix for one kind of step."""
+    xp = get_xp(*cores)
+    c = merge_block(cores, lo, hi)
+    perm, n_new = _block_layout(hi - lo + 1, side)
+    rows = math.prod(c.shape[a] for a in perm[:n_new])
+    return xp.transpose(c, perm).reshape(rows, -1)
+
+
+def _step_sizes(plan, interval, lo, hi, bf, bb):
+    """``(side, P, K, Q, new_interval)`` of absorbing block lo..hi after ``interval``."""
+    m, n, r = plan.row_modes, plan.col_modes, plan.ranks
+    prod = math.prod
+    nseg = prod(n[lo:hi + 1])
+    if interval is None:
+        return "first", bf * prod(n[:lo]), nseg, prod(n[hi + 1:]) * bb, (lo, hi)
+    i, j = interval
+    if lo == j + 1:
+        return ("right", bf * prod(n[:i]) * r[i] * prod(m[i:j + 1]), r[lo] * nseg,
+                prod(n[hi + 1:]) * bb, (i, hi))
+    return ("left", bf * prod(n[:lo]), nseg * r[hi + 1],
+            prod(m[i:j + 1]) * r[j + 1] * prod(n[j + 1:]) * bb, (lo, j))
+
+
+def _apply_block(xp, core, state, P, K, Q):
+    """``out[p, new, q] = sum_k core[new, k] * state[p, k, q]`` as one (batched) GEMM."""
+    if P == 1:
+        return xp.matmul(core, state.reshape(K, Q))
+    if Q == 1:
+        return xp.matmul(state.reshape(P, K), core.T)
+    return xp.matmul(core, state.reshape(P, K, Q))
+
+
+def execute(plan: ContractionPlan, cores, x, batch_last=False, record=None):
     """Apply a plan: ``x @ W.T`` for ``x`` of shape ``(B, N)``, or ``W @ x`` for ``(N, B)``
     with ``batch_last=True``.
 
@@ -266,42 +295,20 @@ def execute(plan: ContractionPlan, cores, x, batch_last=False):
     contiguous, so each step is a single (batched) matrix product of the merged block with a
     *view* of the state: no transposing copies of the data, and the final state is already
     the output ``(B, M)`` (or ``(M, B)``).
+
+    ``record``, if a list, receives one ``(step, side, P, K, Q, block_matrix, state_in)``
+    tuple per step: what the backward pass (:mod:`tensortrain.gradients`) needs.
     """
     xp = get_xp(x, *cores)
-    m, n, r = plan.row_modes, plan.col_modes, plan.ranks
-    d = len(m)
     B = x.shape[1] if batch_last else x.shape[0]
     bf, bb = (1, B) if batch_last else (B, 1)
-    prod = math.prod
     state = x
     interval = None
     for step in plan.steps:
-        lo, hi = step.lo, step.hi
-        nseg = prod(n[lo:hi + 1])
-        if interval is None:
-            side = "first"
-            P, K, Q = bf * prod(n[:lo]), nseg, prod(n[hi + 1:]) * bb
-            interval = (lo, hi)
-        else:
-            i, j = interval
-            if lo == j + 1:
-                side = "right"
-                P = bf * prod(n[:i]) * r[i] * prod(m[i:j + 1])
-                K = r[lo] * nseg
-                Q = prod(n[hi + 1:]) * bb
-                interval = (i, hi)
-            else:
-                side = "left"
-                P = bf * prod(n[:lo])
-                K = nseg * r[hi + 1]
-                Q = prod(m[i:j + 1]) * r[j + 1] * prod(n[j + 1:]) * bb
-                interval = (lo, j)
-        core = _block_matrix(cores, lo, hi, side)
-        if P == 1:
-            state = xp.matmul(core, state.reshape(K, Q))
-        elif Q == 1:
-            state = xp.matmul(state.reshape(P, K), core.T)
-        else:
-            state = xp.matmul(core, state.reshape(P, K, Q))
-    M = prod(m)
+        side, P, K, Q, interval = _step_sizes(plan, interval, step.lo, step.hi, bf, bb)
+        core = _block_matrix(cores, step.lo, step.hi, side)
+        if record is not None:
+            record.append((step, side, P, K, Q, core, state))
+        state = _apply_block(xp, core, state, P, K, Q)
+    M = math.prod(plan.row_modes)
     return state.reshape(M, B) if batch_last else state.reshape(B, M)

@@ -1,0 +1,255 @@
+"""Vector-Jacobian products for TT objects, usable without ``tensortrain.nn``.
+
+The central pair is :func:`matmul_forward` / :func:`matmul_backward` for ``Y = X @ W.T``
+with ``W`` a :class:`~tensortrain.TTMatrix`.  The forward pass runs the same contraction plan
+as ``X @ W.T`` and keeps, per step, the input state and the merged block; the backward pass
+walks the steps in reverse with two GEMMs each (one for the block, one for the state), then
+spreads each block's gradient back over its cores.  No dense ``W`` is formed and nothing is
+recomputed: the cost is about twice the forward's.
+
+Gradients are defined for real dtypes (float32, float64).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import contraction
+from ._backend import get_xp
+from ._validation import as_float_array
+from .errors import ShapeError
+from .matrix import TTMatrix
+from .tensor import TTTensor
+
+__all__ = [
+    "MatmulContext",
+    "matmul_forward",
+    "matmul_backward",
+    "matmul_vjp",
+    "dot_grad",
+    "norm_grad",
+    "bilinear_grad",
+]
+
+
+@dataclass
+class MatmulContext:
+    """What :func:`matmul_backward` needs from the forward pass."""
+
+    W: TTMatrix
+    plan: contraction.ContractionPlan
+    record: list
+    batch: int
+    dtype: np.dtype
+
+
+def _check_real(*dtypes):
+    for dt in dtypes:
+        if np.dtype(dt).kind == "c":
+            raise NotImplementedError("gradients are implemented for real dtypes only "
+                                      f"(float32, float64), got {dt}")
+
+
+def matmul_forward(W, x):
+    """``y = x @ W.T`` for ``x`` of shape ``(B, N)``, and the context for the backward pass.
+
+    Complexity: as ``x @ W.T`` (see :meth:`TTMatrix.matmul_cost`); the context holds every
+    step's input state (memory about the sum of the plan's state sizes).
+    """
+    if not isinstance(W, TTMatrix):
+        raise TypeError(f"matmul_forward needs a TTMatrix, got {type(W).__name__}")
+    x = as_float_array(x, "x")
+    _check_real(W.dtype, x.dtype)
+    M, N = W.shape
+    if x.ndim != 2 or x.shape[1] != N:
+        raise ShapeError(f"matmul_forward: expected x of shape (batch, {N}), got {x.shape}")
+    xp = get_xp(x, W.cores[0])
+    Mp, Np = W.padded_shape
+    B = x.shape[0]
+    if Np != N:
+        pad = xp.zeros((B, Np), dtype=x.dtype)
+        pad[:, :N] = x
+        x = pad
+    dtype = np.result_type(W.dtype, x.dtype)
+    plan = contraction.plan_matmat(W.row_modes, W.col_modes, W.ranks, B, dtype.itemsize)
+    record = []
+    y = contraction.execute(plan, W.cores, x, record=record)
+    if Mp != M:
+        y = y[:, :M]
+    return y, MatmulContext(W, plan, record, B, dtype)
+
+
+def _merged_core_grads(cores, lo, hi, dmerged):
+    """Split the gradient of ``merge_block(cores, lo, hi)`` into per-core gradients."""
+    xp = get_xp(dmerged, *cores)
+    k = hi - lo + 1
+    if k == 1:
+        return [dmerged]
+    grads = []
+    for t in range(lo, hi + 1):
+        g = dmerged
+        if t > lo:
+            pre = contraction.merge_block(cores, lo, t - 1)      # (r_lo, (m n)*pos, r_t)
+            ax = list(range(pre.ndim - 1))
+            g = xp.tensordot(pre, g, axes=(ax, ax))              # (r_t, m_t, n_t, ..., r_end)
+        if t < hi:
+            suf = contraction.merge_block(cores, t + 1, hi)      # (r_{t+1}, (m n)*.., r_end)
+            rest = 2 * (hi - t) + 1                              # axes of g after n_t
+            g = xp.tensordot(g, suf, axes=(list(range(3, 3 + rest)),
+                                           list(range(1, 1 + rest))))
+        grads.append(g)
+    return grads
+
+
+def matmul_backward(ctx, dy, need_input_grad=True):
+    """Gradients of ``y = x @ W.T`` given ``dy = dL/dy`` of shape ``(B, M)``.
+
+    Returns ``(dx, dcores)``: ``dx`` of shape ``(B, N)`` (``None`` when
+    ``need_input_grad=False``) and one gradient per core, shaped like ``W.cores``.
+
+    Complexity: two GEMMs per plan step, about twice the forward.
+    """
+    W, plan = ctx.W, ctx.plan
+    dy = as_float_array(dy, "dy")
+    M, N = W.shape
+    if dy.shape != (ctx.batch, M):
+        raise ShapeError(f"matmul_backward: expected dy of shape {(ctx.batch, M)}, got "
+                         f"{dy.shape}")
+    xp = get_xp(dy, W.cores[0])
+    Mp, Np = W.padded_shape
+    g = dy.astype(ctx.dtype, copy=False)
+    if Mp != M:
+        pad = xp.zeros((ctx.batch, Mp), dtype=ctx.dtype)
+        pad[:, :M] = g
+        g = pad
+    dcores = [None] * W.d
+    for idx in range(len(ctx.record) - 1, -1, -1):
+        step, side, P, K, Q, block, state_in = ctx.record[idx]
+        rows = block.shape[0]
+        # gradient of the block matrix: sum over p, q of g[p, new, q] * state[p, k, q]
+        if P == 1:
+            dblock = xp.matmul(g.reshape(rows, Q), state_in.reshape(K, Q).T)
+        elif Q == 1:
+            dblock = xp.matmul(g.reshape(P, rows).T, state_in.reshape(P, K))
+        else:
+            dblock = xp.tensordot(g.reshape(P, rows, Q), state_in.reshape(P, K, Q),
+                                  axes=([0, 2], [0, 2]))
+        if idx > 0 or need_input_grad:
+            if P == 1:
+                g = xp.matmul(block.T, g.reshape(rows, Q))
+            elif Q == 1:
+                g = xp.matmul(g.reshape(P, rows), block)
+            else:
+                g = xp.matmul(block.T, g.reshape(P, rows, Q))
+        # undo the block layout, then split the merged block over its cores
+        k = step.hi - step.lo + 1
+        perm, _ = contraction._block_layout(k, side)
+        merged_shape = [W.cores[step.lo].shape[0]]
+        for t in range(step.lo, step.hi + 1):
+            merged_shape += [W.cores[t].shape[1], W.cores[t].shape[2]]
+        merged_shape.append(W.cores[step.hi].shape[3])
+        dmerged = xp.transpose(dblock.reshape([merged_shape[a] for a in perm]),
+                               np.argsort(perm))
+        for t, gt in zip(range(step.lo, step.hi + 1),
+                         _merged_core_grads(W.cores, step.lo, step.hi, dmerged)):
+            dcores[t] = gt.reshape(W.cores[t].shape)
+    dx = None
+    if need_input_grad:
+        dx = g.reshape(ctx.batch, Np)
+        if Np != N:
+            dx = dx[:, :N]
+    return dx, dcores
+
+
+def matmul_vjp(W, x, dy):
+    """``(y, dx, dcores)`` for ``y = x @ W.T``: forward and backward in one call."""
+    y, ctx = matmul_forward(W, x)
+    dx, dcores = matmul_backward(ctx, dy)
+    return y, dx, dcores
+
+
+def _interfaces(a_cores, b_cores, xp):
+    """Left and right interface matrices of ``<a, b>`` (real)."""
+    d = len(a_cores)
+    left = [xp.ones((1, 1), dtype=np.result_type(a_cores[0].dtype, b_cores[0].dtype))]
+    for k in range(d - 1):
+        t = xp.tensordot(left[-1], a_cores[k], axes=([0], [0]))       # (rb, n, ra')
+        left.append(xp.tensordot(t, b_cores[k], axes=([0, 1], [0, 1])))  # (ra', rb')
+    right = [None] * d
+    right[d - 1] = xp.ones((1, 1), dtype=left[0].dtype)
+    for k in range(d - 1, 0, -1):
+        t = xp.tensordot(a_cores[k], right[k], axes=([2], [0]))         # (ra, n, rb')
+        right[k - 1] = xp.tensordot(t, b_cores[k], axes=([1, 2], [1, 2]))  # (ra, rb)
+    return left, right
+
+
+def dot_grad(a, b):
+    """Gradients of ``dot(a, b)`` with respect to the cores of ``a`` and of ``b``.
+
+    Returns ``(value, da_cores, db_cores)``; real TTTensor or unpadded TTMatrix operands of
+    equal structure.  Complexity: ``O(d n r^3)``.
+    """
+    if not isinstance(a, (TTTensor, TTMatrix)) or type(a) is not type(b):
+        raise TypeError(f"dot_grad needs two TTTensors or two TTMatrix objects, got "
+                        f"{type(a).__name__} and {type(b).__name__}")
+    a._same_structure(b, "dot_grad")
+    _check_real(a.dtype, b.dtype)
+    if isinstance(a, TTMatrix) and a.is_padded:
+        raise NotImplementedError("dot_grad of padded TT-matrices is not implemented")
+    xp = get_xp(a.cores[0], b.cores[0])
+    ac, bc = a._cores3(), b._cores3()
+    left, right = _interfaces(ac, bc, xp)
+    da, db = [], []
+    for k in range(len(ac)):
+        # d<a,b>/db_k[b0, i, b1] = sum L[a0, b0] a_k[a0, i, a1] R[a1, b1]
+        la = xp.tensordot(left[k], ac[k], axes=([0], [0]))              # (rb0, n, ra1)
+        db.append(xp.tensordot(la, right[k], axes=([2], [0])).reshape(b.cores[k].shape))
+        lb = xp.tensordot(left[k], bc[k], axes=([1], [0]))              # (ra0, n, rb1)
+        da.append(xp.tensordot(lb, right[k], axes=([2], [1])).reshape(a.cores[k].shape))
+    return float(_dot_value(left, ac, bc, xp)), da, db
+
+
+def _dot_value(left, ac, bc, xp):
+    k = len(ac) - 1
+    t = xp.tensordot(left[k], ac[k], axes=([0], [0]))                    # (rb, n, 1)
+    return xp.tensordot(t, bc[k], axes=([0, 1, 2], [0, 1, 2]))
+
+
+def norm_grad(a):
+    """``(norm, dcores)``: the Frobenius norm of ``a`` and its gradient w.r.t. the cores.
+
+    ``d||a||/dG_k = (d<a, a>/dG_k) / (2 ||a||)``.  Complexity: ``O(d n r^3)``.
+    """
+    value, da, db = dot_grad(a, a)
+    nrm = math.sqrt(max(value, 0.0))
+    if nrm == 0.0:
+        raise ZeroDivisionError("the norm is not differentiable at the zero tensor")
+    return nrm, [(x + y) / (2 * nrm) for x, y in zip(da, db)]
+
+
+def bilinear_grad(x, W, y):
+    """``(value, dx, dcores, dy)`` for ``value = sum_b x_b^T W y_b``.
+
+    ``x`` has shape ``(M,)`` or ``(B, M)``, ``y`` shape ``(N,)`` or ``(B, N)``.  It is the
+    matmul backward pass with ``dL/d(W y) = x``: no dense ``W`` is formed.
+    """
+    x = as_float_array(x, "x")
+    y = as_float_array(y, "y")
+    vec = x.ndim == 1
+    x2 = x[None, :] if vec else x
+    y2 = y[None, :] if y.ndim == 1 else y
+    if x2.shape[0] != y2.shape[0]:
+        raise ShapeError(f"bilinear_grad: x and y need the same batch, got {x.shape} and "
+                         f"{y.shape}")
+    wy, ctx = matmul_forward(W, y2)                     # (B, M) = y @ W.T
+    if x2.shape != wy.shape:
+        raise ShapeError(f"bilinear_grad: x must have shape {wy.shape[1:]} or {wy.shape}, got "
+                         f"{x.shape}")
+    xp = get_xp(x2, wy)
+    value = float(xp.sum(x2 * wy))
+    dy, dcores = matmul_backward(ctx, x2)
+    dx = wy[0] if vec else wy
+    return value, dx, dcores, (dy[0] if y.ndim == 1 else dy)

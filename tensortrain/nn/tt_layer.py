@@ -1,0 +1,178 @@
+"""TTLinear: a fully-connected layer whose weight matrix is a TT-matrix."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .._backend import asarray, get_xp, resolve_xp
+from .._validation import as_float_array, check_eps, check_float_dtype, check_ranks
+from ..errors import ShapeError
+from ..gradients import matmul_backward, matmul_forward
+from ..matrix import TTMatrix
+from ..shapes import choose_matrix_modes
+from .init import check_init, target_variance
+from .module import Module, Parameter
+
+__all__ = ["TTLinear"]
+
+
+def _rng(rng):
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+class TTLinear(Module):
+    """``y = x @ W.T + b`` with ``W`` (``out_features x in_features``) in the TT-matrix format.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+        ``N`` and ``M``: the layer maps ``(B, N) -> (B, M)``.
+    ranks : int or sequence of int
+        TT-ranks (an int for every inner bond or ``[1, r_1, ..., 1]``); capped at the largest
+        useful value.
+    in_modes, out_modes : sequence of int, optional
+        Factorizations of ``N`` and ``M`` (their products may exceed the sizes: padding).
+        When omitted, balanced modes are chosen and awkward sizes (784, 1000, 10, primes)
+        are padded invisibly.
+    bias : bool
+    init : {'glorot', 'he'}
+        Targets the variance of the *full* matrix: ``2 / (N + M)`` or ``2 / N``.  Each core
+        is Gaussian with the same standard deviation ``sigma`` chosen so that
+        ``sigma^(2d) * r_1 * ... * r_{d-1}`` equals the target.
+    dtype, xp, rng
+        Floating dtype (float32 by default), backend, and a seed or Generator (the cores are
+        drawn on the host and moved once).
+
+    Notes
+    -----
+    The forward pass runs the contraction plan of :meth:`TTMatrix.matmul_cost` and keeps each
+    step's input for the backward pass (:mod:`tensortrain.gradients`): the dense ``W`` is
+    never formed.
+    """
+
+    def __init__(self, in_features, out_features, ranks, in_modes=None, out_modes=None,
+                 bias=True, init="glorot", dtype=np.float32, xp=None, rng=None):
+        super().__init__()
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.init = check_init(init)
+        xp = resolve_xp(xp)
+        dtype = check_float_dtype(dtype, "dtype")
+        if dtype.kind == "c":
+            raise TypeError(f"TTLinear trains real weights; got dtype {dtype}")
+        out_modes, in_modes = choose_matrix_modes((self.out_features, self.in_features),
+                                                  out_modes, in_modes)
+        d = len(in_modes)
+        r = list(check_ranks(ranks, d))
+        sizes = [m * n for m, n in zip(out_modes, in_modes)]
+        for k in range(1, d):
+            r[k] = min(r[k], math.prod(sizes[:k]), math.prod(sizes[k:]))
+        target = target_variance(self.init, self.in_features, self.out_features)
+        sigma = (target / math.prod(r[1:d])) ** (1.0 / (2 * d))
+        gen = _rng(rng)
+        cores = []
+        for k in range(d):
+            c = gen.standard_normal((r[k], out_modes[k], in_modes[k], r[k + 1])) * sigma
+            cores.append(Parameter(xp.asarray(c.astype(dtype))))
+        self.cores = cores
+        self.bias = Parameter(xp.zeros(self.out_features, dtype=dtype)) if bias else None
+
+    # ---- construction from a trained dense layer ----------------------------------------
+    @classmethod
+    def from_dense(cls, weight, bias=None, eps=0.0, max_rank=None, in_modes=None,
+                   out_modes=None):
+        """Compress a dense ``(out_features, in_features)`` weight (and optional bias).
+
+        ``eps`` bounds the relative Frobenius error of the weight,
+        ``||W - W_tt||_F <= eps ||W||_F``; ``max_rank`` caps the ranks (stricter wins).
+        """
+        weight = as_float_array(weight, "weight")
+        if weight.ndim != 2:
+            raise ShapeError(f"weight must be 2-D (out_features, in_features), got {weight.shape}")
+        eps = check_eps(eps)
+        out_f, in_f = weight.shape
+        W = TTMatrix.from_dense(weight, row_modes=out_modes, col_modes=in_modes, eps=eps,
+                                max_rank=max_rank)
+        layer = cls.__new__(cls)
+        Module.__init__(layer)
+        layer.in_features, layer.out_features = int(in_f), int(out_f)
+        layer.init = "glorot"
+        layer.cores = [Parameter(c.copy()) for c in W.cores]
+        if bias is not None:
+            bias = as_float_array(bias, "bias")
+            if bias.shape != (out_f,):
+                raise ShapeError(f"bias must have shape ({out_f},), got {bias.shape}")
+            layer.bias = Parameter(asarray(bias, get_xp(weight)).astype(weight.dtype))
+        else:
+            layer.bias = None
+        return layer
+
+    # ---- structure ------------------------------------------------------------------------
+    @property
+    def weight(self) -> TTMatrix:
+        """The current weight as a TTMatrix (sharing the parameter arrays)."""
+        return TTMatrix([p.data for p in self.cores], (self.out_features, self.in_features))
+
+    @property
+    def ranks(self):
+        return self.weight.ranks
+
+    @property
+    def in_modes(self):
+        return tuple(int(p.data.shape[2]) for p in self.cores)
+
+    @property
+    def out_modes(self):
+        return tuple(int(p.data.shape[1]) for p in self.cores)
+
+    @property
+    def compression(self) -> float:
+        """Dense weight size over the TT cores' size, ``M N / sum(core sizes)``."""
+        return self.out_features * self.in_features / sum(p.size for p in self.cores)
+
+    def flops(self, batch=1) -> int:
+        """FLOPs of one forward pass at ``batch`` (the plan's, plus the bias)."""
+        plan = self.weight.matmul_cost(batch)
+        return plan.flops + (batch * self.out_features if self.bias is not None else 0)
+
+    @property
+    def flops_per_sample(self) -> float:
+        """Forward FLOPs per sample at batch 1."""
+        return float(self.flops(1))
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"in_modes={self.in_modes}, out_modes={self.out_modes}, ranks={self.ranks}, "
+                f"bias={self.bias is not None}, compression={self.compression:.1f}x")
+
+    # ---- computation --------------------------------------------------------------------
+    def forward(self, x):
+        x = as_float_array(x, f"{type(self).__name__} input")
+        if x.ndim != 2 or x.shape[1] != self.in_features:
+            raise ShapeError(f"TTLinear expects inputs of shape (batch, {self.in_features}), "
+                             f"got {x.shape}")
+        y, ctx = matmul_forward(self.weight, x)
+        if self.bias is not None:
+            y = y + self.bias.data
+        self._cache = ctx
+        return y
+
+    def backward(self, grad_out):
+        ctx = self._take_cache()
+        grad_out = as_float_array(grad_out, "grad_out")
+        if grad_out.shape != (ctx.batch, self.out_features):
+            raise ShapeError(f"TTLinear.backward expects grad_out of shape "
+                             f"{(ctx.batch, self.out_features)}, got {grad_out.shape}")
+        dx, dcores = matmul_backward(ctx, grad_out)
+        for p, g in zip(self.cores, dcores):
+            p.accumulate(g)
+        if self.bias is not None:
+            self.bias.accumulate(grad_out.sum(axis=0))
+        return dx

@@ -1,0 +1,127 @@
+"""TTLinear: gradients vs finite differences, initialization variance, compression, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+import tensortrain as tt
+from tensortrain.errors import ShapeError
+from tensortrain.nn.tt_layer import TTLinear
+
+
+def _loss_grads(layer, x, dy):
+    layer.zero_grad()
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    return y, dx, [to_numpy(p.grad) for p in layer.parameters()]
+
+
+@pytest.mark.parametrize("n_in,n_out,ranks,modes", [
+    (12, 6, 2, ((3, 4), (2, 3))),
+    (13, 7, 3, (None, None)),        # primes: padded on both sides
+    (8, 10, [1, 2, 3, 1], ((2, 2, 2), (2, 5, 1))),
+    (5, 3, 1, (None, None)),
+])
+def test_backward_matches_finite_differences(xp, n_in, n_out, ranks, modes):
+    rng = np.random.default_rng(3)
+    layer = TTLinear(n_in, n_out, ranks, in_modes=modes[0], out_modes=modes[1],
+                     dtype=np.float64, xp=xp, rng=0)
+    layer.bias.data[...] = xp.asarray(rng.standard_normal(n_out))
+    x = rng.standard_normal((4, n_in))
+    dy = rng.standard_normal((4, n_out))
+    y, dx, grads = _loss_grads(layer, xp.asarray(x), xp.asarray(dy))
+    W = to_numpy(layer.weight.full())
+    np.testing.assert_allclose(to_numpy(y), x @ W.T + to_numpy(layer.bias.data), atol=1e-12)
+    np.testing.assert_allclose(to_numpy(dx), dy @ W, atol=1e-10)
+
+    h = 1e-6
+    params = layer.parameters()
+    for p, g in zip(params, grads):
+        host = to_numpy(p.data).copy()
+        num = np.zeros_like(host)
+        for idx in np.ndindex(host.shape):
+            vals = []
+            for sgn in (1, -1):
+                pert = host.copy()
+                pert[idx] += sgn * h
+                p.data[...] = xp.asarray(pert)
+                vals.append(float(np.sum(dy * to_numpy(layer.forward(xp.asarray(x))))))
+                layer._cache = None
+            num[idx] = (vals[0] - vals[1]) / (2 * h)
+        p.data[...] = xp.asarray(host)
+        np.testing.assert_allclose(g, num, atol=1e-7 * max(1, np.abs(num).max()))
+
+
+@pytest.mark.parametrize("init,target", [("glorot", lambda n, m: 2 / (n + m)),
+                                         ("he", lambda n, m: 2 / n)])
+def test_init_variance_of_full_matrix(init, target):
+    n_in, n_out = 64, 32
+    samples = [TTLinear(n_in, n_out, 4, in_modes=(4, 4, 4), out_modes=(2, 4, 4), init=init,
+                        dtype=np.float64, rng=s).weight.full() for s in range(200)]
+    var = float(np.var(np.stack(samples)))
+    assert var == pytest.approx(target(n_in, n_out), rel=0.1)
+
+
+def test_structure_and_compression():
+    layer = TTLinear(1024, 1024, 8, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4), rng=0)
+    assert layer.ranks == (1, 8, 8, 8, 1)
+    assert sum(p.size for p in layer.cores) == 8448
+    assert layer.compression == pytest.approx(1024 * 1024 / 8448)   # 124x
+    assert layer.num_params == 8448 + 1024
+    assert layer.flops(100) == layer.weight.matmul_cost(100).flops + 100 * 1024
+    assert "compression=124.1x" in repr(layer)
+    auto = TTLinear(784, 10, 4, rng=0)
+    assert auto.weight.shape == (10, 784)
+    assert auto.forward(np.ones((3, 784), np.float32)).shape == (3, 10)
+
+
+def test_from_dense():
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((40, 3)), rng.standard_normal((3, 30))
+    weight = (u @ v).astype(np.float64)
+    bias = rng.standard_normal(40)
+    layer = TTLinear.from_dense(weight, bias, eps=1e-10)
+    assert layer.weight.shape == (40, 30)
+    x = rng.standard_normal((5, 30))
+    np.testing.assert_allclose(layer.forward(x), x @ weight.T + bias, atol=1e-9)
+    coarse = TTLinear.from_dense(weight, None, eps=0.3)
+    err = np.linalg.norm(coarse.weight.full() - weight) / np.linalg.norm(weight)
+    assert err <= 0.3 and coarse.bias is None
+    capped = TTLinear.from_dense(weight, max_rank=1)
+    assert max(capped.ranks) == 1
+
+
+def test_errors():
+    layer = TTLinear(12, 6, 2, rng=0)
+    with pytest.raises(ShapeError, match=r"TTLinear expects inputs of shape \(batch, 12\), got "
+                                         r"\(2, 11\)"):
+        layer.forward(np.ones((2, 11), np.float32))
+    with pytest.raises(RuntimeError, match="backward\\(\\) called without a cached forward"):
+        layer.backward(np.ones((2, 6), np.float32))
+    layer.forward(np.ones((2, 12), np.float32))
+    with pytest.raises(ShapeError, match=r"grad_out of shape \(2, 6\), got \(3, 6\)"):
+        layer.backward(np.ones((3, 6), np.float32))
+    with pytest.raises(ValueError, match="unknown init 'xavier'"):
+        TTLinear(12, 6, 2, init="xavier")
+    with pytest.raises(ValueError, match="in_features must be a positive integer, got 0"):
+        TTLinear(0, 6, 2)
+    with pytest.raises(TypeError, match="TTLinear trains real weights"):
+        TTLinear(12, 6, 2, dtype=np.complex128)
+    with pytest.raises(ShapeError, match="bias must have shape"):
+        TTLinear.from_dense(np.ones((6, 12)), np.ones(5))
+    two = TTLinear(12, 6, 2, in_modes=(3, 4), out_modes=(2, 3), rng=0)
+    three = TTLinear(12, 6, 3, in_modes=(3, 4), out_modes=(2, 3), rng=0)
+    with pytest.raises(ShapeError, match=r"state_dict entry 'cores.0' has shape \(1, 2, 3, 3\), "
+                                         r"but the parameter has shape \(1, 2, 3, 2\)"):
+        two.load_state_dict(three.state_dict())
+
+
+def test_state_dict_round_trip():
+    a = TTLinear(12, 6, 2, rng=0)
+    b = TTLinear(12, 6, 2, rng=1)
+    b.load_state_dict(a.state_dict())
+    x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
+    np.testing.assert_array_equal(a.forward(x), b.forward(x))
+    assert isinstance(a.weight, tt.TTMatrix)

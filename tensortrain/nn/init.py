@@ -1,0 +1,146 @@
+"""Weight initialization targets shared by the dense and the TT layers.
+
+An initialization scheme is named by a string and fixes the *variance of the full weight
+matrix* ``W`` of shape ``(fan_out, fan_in)``:
+
+=========  ==========================  =========================================
+name       variance of ``W[i, j]``     use
+=========  ==========================  =========================================
+'glorot'   ``2 / (fan_in + fan_out)``  tanh / linear layers (Glorot & Bengio 2010)
+'he'       ``2 / fan_in``              ReLU layers (He et al. 2015)
+=========  ==========================  =========================================
+
+Dense layers draw ``W`` from a normal distribution with that variance; TT layers choose their
+core scales so that the *reconstructed* matrix has it (see ``tensortrain.nn.tt_layer``).
+
+Random numbers for initialization are drawn on the host from a NumPy ``Generator`` (see
+:func:`make_rng`) and then moved to the target backend once, so a seed gives the same weights
+on NumPy and CuPy.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .._backend import asarray, resolve_xp
+
+__all__ = [
+    "INITS",
+    "check_init",
+    "target_variance",
+    "init_std",
+    "glorot_std",
+    "he_std",
+    "make_rng",
+    "normal",
+    "check_features",
+    "check_nn_dtype",
+]
+
+#: The valid initialization names, in the order error messages list them.
+INITS = ("glorot", "he")
+
+_NN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_init(name) -> str:
+    """Return the normalized init name (``'glorot'`` or ``'he'``).
+
+    Case and surrounding whitespace are ignored.  Anything else raises ``ValueError``
+    (``TypeError`` for a non-string), naming the valid choices.
+
+    >>> check_init(" He ")
+    'he'
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"init must be a string, one of {_choices()}; got "
+                        f"{type(name).__name__} {name!r}")
+    key = name.strip().lower()
+    if key not in INITS:
+        raise ValueError(f"unknown init {name!r}; expected one of {_choices()}")
+    return key
+
+
+def _choices() -> str:
+    return ", ".join(repr(n) for n in INITS)
+
+
+def _check_fan(value, what) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{what} must be a positive integer, got {value}")
+    return int(value)
+
+
+def target_variance(init, fan_in, fan_out) -> float:
+    """Variance of every entry of the full ``(fan_out, fan_in)`` weight matrix for ``init``.
+
+    ``'glorot'``: ``2 / (fan_in + fan_out)``; ``'he'``: ``2 / fan_in``.
+
+    >>> target_variance('glorot', 784, 256) == 2 / (784 + 256)
+    True
+    """
+    init = check_init(init)
+    fan_in = _check_fan(fan_in, "fan_in")
+    fan_out = _check_fan(fan_out, "fan_out")
+    if init == "glorot":
+        return 2.0 / (fan_in + fan_out)
+    return 2.0 / fan_in
+
+
+def init_std(init, fan_in, fan_out) -> float:
+    """Standard deviation ``sqrt(target_variance(init, fan_in, fan_out))``."""
+    return math.sqrt(target_variance(init, fan_in, fan_out))
+
+
+def glorot_std(fan_in, fan_out) -> float:
+    """Glorot (Xavier) normal standard deviation ``sqrt(2 / (fan_in + fan_out))``."""
+    return init_std("glorot", fan_in, fan_out)
+
+
+def he_std(fan_in) -> float:
+    """He (Kaiming) normal standard deviation ``sqrt(2 / fan_in)``."""
+    return math.sqrt(2.0 / _check_fan(fan_in, "fan_in"))
+
+
+def make_rng(rng=None) -> np.random.Generator:
+    """A NumPy ``Generator`` from ``None`` (fresh entropy), an int seed or a ``Generator``.
+
+    A ``Generator`` is returned as is (the caller's stream advances); a legacy
+    ``RandomState`` or anything else raises ``TypeError``.
+    """
+    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
+        if rng is not None and rng < 0:
+            raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(rng)
+    if isinstance(rng, np.random.Generator):
+        return rng
+    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got "
+                    f"{type(rng).__name__}")
+
+
+def normal(shape, std, dtype=np.float32, xp=None, rng=None):
+    """Draw ``N(0, std^2)`` entries of ``shape`` on the host and move them to backend ``xp``."""
+    gen = make_rng(rng)
+    host = gen.standard_normal(shape) * float(std)
+    return asarray(host.astype(dtype, copy=False), resolve_xp(xp))
+
+
+def check_features(value, what) -> int:
+    """A layer width: a positive integer (``TypeError`` for non-integers, ``ValueError`` for < 1)."""
+    return _check_fan(value, what)
+
+
+def check_nn_dtype(dtype, where="dtype"):
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where} must be float32 or float64, got {dtype!r}") from None
+    if dt not in _NN_DTYPES:
+        raise TypeError(f"{where} must be float32 or float64, got {dt}")
+    return dt

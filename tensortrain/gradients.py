@@ -135,8 +135,9 @@ def matmul_backward(ctx, dy, need_input_grad=True):
         elif Q == 1:
             dblock = xp.matmul(g.reshape(P, rows).T, state_in.reshape(P, K))
         else:
-            dblock = xp.tensordot(g.reshape(P, rows, Q), state_in.reshape(P, K, Q),
-                                  axes=([0, 2], [0, 2]))
+            # per-p products, summed: no transposing copies of the two large operands
+            g3, s3 = g.reshape(P, rows, Q), state_in.reshape(P, K, Q)
+            dblock = xp.matmul(g3, xp.swapaxes(s3, 1, 2)).sum(axis=0)
         if idx > 0 or need_input_grad:
             if P == 1:
                 g = xp.matmul(block.T, g.reshape(rows, Q))

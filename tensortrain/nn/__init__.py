@@ -1,0 +1,36 @@
+"""tensortrain.nn: train small (TT) networks in plain Python on NumPy or CuPy.
+
+Layers cache what their hand-written ``backward`` needs; optimizers update parameters in
+place; nothing depends on a deep-learning framework.
+"""
+
+from .init import INITS
+from .layers import BatchNorm1d, Dropout, Linear, ReLU, Tanh
+from .losses import accuracy, mse, softmax_cross_entropy
+from .module import Module, Parameter, Sequential
+from .optim import SGD, Adam, AdamW, CosineLR, Optimizer, StepLR, grad_norm, make_optimizer
+from .tt_layer import TTLinear
+
+__all__ = [
+    "Parameter",
+    "Module",
+    "Sequential",
+    "TTLinear",
+    "Linear",
+    "ReLU",
+    "Tanh",
+    "Dropout",
+    "BatchNorm1d",
+    "softmax_cross_entropy",
+    "mse",
+    "accuracy",
+    "Optimizer",
+    "SGD",
+    "Adam",
+    "AdamW",
+    "StepLR",
+    "CosineLR",
+    "grad_norm",
+    "make_optimizer",
+    "INITS",
+]

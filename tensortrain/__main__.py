@@ -1,9 +1,121 @@
-"""Command line: ``python -m tensortrain demo``."""
+"""Command line: ``python -m tensortrain demo`` and ``python -m tensortrain train-mnist``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+
+def _modes(text):
+    try:
+        modes = tuple(int(t) for t in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 4,8,8,4, got {text!r}") from None
+    if not modes or any(m < 1 for m in modes):
+        raise argparse.ArgumentTypeError(f"modes must be positive integers, got {text!r}")
+    return modes
+
+
+def _positive_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _nonnegative_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def _positive_float(text):
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return v
+
+
+def _add_train_mnist(sub):
+    p = sub.add_parser(
+        "train-mnist",
+        help="train 1024 -TT-> 1024 -ReLU-> 10 on MNIST (images padded to 32x32), or the "
+             "dense / low-rank baselines, and report accuracy, compression and timing",
+        description="Train the MNIST network of Novikov et al. (2015). Without --data it uses "
+                    "the 8,000 digits embedded in the package.")
+    p.add_argument("--modes", type=_modes, default=(4, 8, 8, 4),
+                   help="TT modes of the 1024 inputs and outputs, product 1024 (default 4,8,8,4)")
+    p.add_argument("--rank", type=_positive_int, default=8, help="TT-rank (default 8)")
+    p.add_argument("--epochs", type=_nonnegative_int, default=20, help="epochs (default 20)")
+    p.add_argument("--device", choices=["numpy", "cupy"], default="numpy",
+                   help="array backend (default numpy)")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="DIR", default=None,
+                     help="directory with train-images-idx3-ubyte[.gz], train-labels-idx1-ubyte"
+                          "[.gz] and optionally the t10k-* test files")
+    src.add_argument("--download", action="store_true",
+                     help="download the full MNIST into ~/.cache/tensortrain/mnist (needs a "
+                          "network)")
+    p.add_argument("--save", metavar="PATH", default=None,
+                   help="write the trained model to PATH (.npz; load it with "
+                        "tensortrain.nn.serialization.load_model)")
+    p.add_argument("--plot", metavar="PATH", default=None,
+                   help="draw loss and accuracy curves into PATH (needs matplotlib)")
+    first = p.add_mutually_exclusive_group()
+    first.add_argument("--dense", action="store_true",
+                       help="a dense Linear(1024, 1024) first layer instead of the TT layer")
+    first.add_argument("--matrix-rank", type=_positive_int, metavar="R", default=None,
+                       help="a low-rank first layer Linear(1024, R) -> Linear(R, 1024) (the "
+                            "'MR' baseline of the paper)")
+    p.add_argument("--lr", type=_positive_float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--batch-size", type=_positive_int, default=100,
+                   help="mini-batch size (default 100)")
+    p.add_argument("--val", type=_nonnegative_int, default=1000,
+                   help="training digits held out for validation (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam",
+                   help="optimizer (default adam)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--limit", type=_positive_int, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def _run_train_mnist(parser, args):
+    import math  # noqa: PLC0415
+
+    from .datasets import MNISTDownloadError  # noqa: PLC0415
+    from .errors import TTError  # noqa: PLC0415
+    from .nn.mnist_example import HIDDEN, train_mnist  # noqa: PLC0415
+
+    kind = "dense" if args.dense else ("mr" if args.matrix_rank is not None else "tt")
+    if kind == "tt" and math.prod(args.modes) != HIDDEN:
+        parser.error(f"--modes {','.join(map(str, args.modes))} multiply to "
+                     f"{math.prod(args.modes)}; they must multiply to {HIDDEN} (32x32 inputs)")
+    if kind == "mr" and args.matrix_rank > HIDDEN:
+        parser.error(f"--matrix-rank must be at most {HIDDEN}")
+    try:
+        train_mnist(kind=kind, modes=args.modes, rank=args.rank,
+                    matrix_rank=args.matrix_rank, epochs=args.epochs, device=args.device,
+                    data=args.data, download=args.download, save=args.save, lr=args.lr,
+                    batch_size=args.batch_size, val=args.val, seed=args.seed,
+                    optimizer=args.optimizer, progress=not args.no_progress,
+                    limit=args.limit, plot=args.plot)
+    except (MNISTDownloadError, FileNotFoundError, FloatingPointError, TTError,
+            ImportError, ValueError) as exc:
+        print(f"train-mnist: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv=None):
@@ -16,7 +128,10 @@ def main(argv=None):
     demo.add_argument("--eps", type=float, default=1e-6, help="relative accuracy of TT-SVD")
     demo.add_argument("--max-rank", type=int, default=None, help="cap on every TT-rank")
     demo.add_argument("--batch", type=int, default=64, help="batch of the matrix product")
+    train = _add_train_mnist(sub)
     args = parser.parse_args(argv)
+    if args.command == "train-mnist":
+        return _run_train_mnist(train, args)
     if args.command == "demo":
         from .demo import run  # noqa: PLC0415
 

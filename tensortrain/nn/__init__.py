@@ -9,6 +9,8 @@ from .layers import BatchNorm1d, Dropout, Linear, ReLU, Tanh
 from .losses import accuracy, mse, softmax_cross_entropy
 from .module import Module, Parameter, Sequential
 from .optim import SGD, Adam, AdamW, CosineLR, Optimizer, StepLR, grad_norm, make_optimizer
+from .serialization import build_model, load_model, save_model
+from .train import History, evaluate, fit, predict
 from .tt_layer import TTLinear
 
 __all__ = [
@@ -33,4 +35,11 @@ __all__ = [
     "grad_norm",
     "make_optimizer",
     "INITS",
+    "fit",
+    "evaluate",
+    "predict",
+    "History",
+    "save_model",
+    "load_model",
+    "build_model",
 ]

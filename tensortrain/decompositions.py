@@ -3,7 +3,7 @@
 Conventions (see ``docs/conventions.md``): ``eps`` is the relative Frobenius accuracy of the
 whole result, split as ``eps / sqrt(d - 1)`` over the ``d - 1`` truncated unfoldings, so
 ``||A - A_tt||_F <= eps * ||A||_F``; ``max_rank`` caps each bond, and the stricter of the two
-wins.  Singular values below the round-off level ``s_max * max(shape) * finfo.eps`` are always
+wins.  Singular values below the round-off level ``8 * s_max * max(shape) * finfo.eps`` are always
 dropped, so ``eps=0`` gives an exact decomposition without round-off noise in the ranks.
 """
 
@@ -26,7 +26,9 @@ def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) ->
     """
     if s_host.size == 0:
         return 1
-    tol = s_host[0] * max(shape) * np.finfo(np.dtype(dtype)).eps
+    # round-off level: the usual numerical-rank threshold, with a margin for the error that
+    # the sweeps before this unfolding accumulated (sums, QR) in the same precision
+    tol = s_host[0] * 8 * max(shape) * np.finfo(np.dtype(dtype)).eps
     r = int(np.count_nonzero(s_host > tol))
     if delta > 0:
         # tail[k] = ||s[k:]||, computed from the small end for accuracy

@@ -71,6 +71,8 @@ class TTMatrix(_TTBase):
     def from_dense(cls, a, row_modes=None, col_modes=None, eps=0.0, max_rank=None, d=None):
         """TT-SVD of any dense matrix.
 
+        Complexity: ``O(M N r)`` plus one SVD per unfolding.
+
         Parameters
         ----------
         a : 2-D ndarray (NumPy or CuPy), floating dtype, finite
@@ -85,8 +87,6 @@ class TTMatrix(_TTBase):
             Cap for every bond or one per bond.
         d : int, optional
             Number of cores when no modes are given.
-
-        Complexity: ``O(M N r)`` plus one SVD per unfolding.
         """
         a = check_dense_input(a, "from_dense input", min_ndim=2)
         if a.ndim != 2:
@@ -126,6 +126,7 @@ class TTMatrix(_TTBase):
 
     @property
     def is_padded(self) -> bool:
+        """Whether the modes cover more than the logical shape (``padded_shape != shape``)."""
         return self.padded_shape != self.shape
 
     @property

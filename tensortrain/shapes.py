@@ -99,6 +99,8 @@ def _organ_pipe(modes: tuple[int, ...]) -> tuple[int, ...]:
 def factorize(n, d) -> tuple[int, ...]:
     """The most balanced exact factorization of ``n`` into ``d`` modes (modes of 1 allowed).
 
+    Examples
+    --------
     >>> factorize(1024, 4)
     (4, 8, 8, 4)
     """
@@ -144,6 +146,8 @@ def _balanced_modes(n: int, d: int, max_pad: float) -> tuple[int, ...]:
 def balanced_modes(n, d=None, *, max_pad=0.1) -> tuple[int, ...]:
     """Choose ``d`` balanced modes covering ``n``, padding by at most ``max_pad`` when that helps.
 
+    Examples
+    --------
     >>> balanced_modes(1024, 4)
     (4, 8, 8, 4)
     >>> balanced_modes(997, 4)      # a prime: padded to 1000

@@ -54,6 +54,8 @@ class TTTensor(_TTBase):
     def from_dense(cls, a, eps=0.0, max_rank=None):
         """TT-SVD of a dense array.
 
+        Complexity: ``O(N r)`` for ``N = a.size`` (dominated by the first unfoldings).
+
         Parameters
         ----------
         a : ndarray (NumPy or CuPy), floating dtype, finite
@@ -61,8 +63,6 @@ class TTTensor(_TTBase):
             Relative Frobenius accuracy: ``||a - result||_F <= eps * ||a||_F``.
         max_rank : int or sequence of int, optional
             Cap for every bond, or one cap per bond.
-
-        Complexity: ``O(N r)`` for ``N = a.size`` (dominated by the first unfoldings).
         """
         a = check_dense_input(a, "from_dense input")
         eps = check_eps(eps)

@@ -1,4 +1,4 @@
-"""The code in README.md and docs/*.md runs, and prints what the page says it prints.
+"""The code in README.md and docs/**/*.md runs, and prints what the page says it prints.
 
 Every ```python block of a page runs in one namespace, in order.  A statement that calls
 ``print`` may be followed by full-line ``# ...`` comments: they are the expected output.
@@ -18,7 +18,13 @@ import pytest
 from conftest import HAS_CUPY
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").glob("*.md"))
+PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
+
+
+def _page_id(page):
+    """``README.md``, ``training.md``, ``guide/gpu.md``: the path under docs/ (or the root)."""
+    base = ROOT / "docs" if (ROOT / "docs") in page.parents else ROOT
+    return page.relative_to(base).as_posix()
 
 
 def _expected_output(src):
@@ -36,11 +42,11 @@ def _expected_output(src):
     return expected
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", PAGES, ids=[_page_id(p) for p in PAGES])
 def test_page_examples(page, tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", page.read_text(), re.S)
     if not blocks:
-        pytest.skip(f"{page.name} has no python blocks")
+        pytest.skip(f"{_page_id(page)} has no python blocks")
     monkeypatch.chdir(tmp_path)          # examples that save files write here
     ns = {"__name__": "__doc__"}
     for k, src in enumerate(blocks):
@@ -49,9 +55,9 @@ def test_page_examples(page, tmp_path, monkeypatch):
         expected = _expected_output(src)
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            exec(compile(src, f"{page.name}:block{k}", "exec"), ns)  # noqa: S102
+            exec(compile(src, f"{_page_id(page)}:block{k}", "exec"), ns)  # noqa: S102
         got = buf.getvalue().rstrip("\n").splitlines()
         if expected:
             assert [g.rstrip() for g in got] == [e.rstrip() for e in expected], (
-                f"{page.name} block {k} printed:\n" + "\n".join(got))
+                f"{_page_id(page)} block {k} printed:\n" + "\n".join(got))
     assert os.getcwd() == str(tmp_path)

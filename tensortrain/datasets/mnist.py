@@ -87,6 +87,7 @@ class MNIST:
 
     @property
     def has_test(self) -> bool:
+        """Whether the test split was loaded (``test_images`` is not ``None``)."""
         return self.test_images is not None
 
     def __repr__(self):

@@ -52,6 +52,8 @@ def check_init(name) -> str:
     Case and surrounding whitespace are ignored.  Anything else raises ``ValueError``
     (``TypeError`` for a non-string), naming the valid choices.
 
+    Examples
+    --------
     >>> check_init(" He ")
     'he'
     """
@@ -81,6 +83,8 @@ def target_variance(init, fan_in, fan_out) -> float:
 
     ``'glorot'``: ``2 / (fan_in + fan_out)``; ``'he'``: ``2 / fan_in``.
 
+    Examples
+    --------
     >>> target_variance('glorot', 784, 256) == 2 / (784 + 256)
     True
     """

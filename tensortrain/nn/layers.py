@@ -64,6 +64,8 @@ def _check_probability(value, what, upper_open=True):
 class Linear(Module):
     """Fully connected layer ``y = x @ W.T + b`` with ``W`` of shape ``(out_features, in_features)``.
 
+    **Complexity**: forward ``2 B N M`` flops; backward twice that.
+
     Parameters
     ----------
     in_features, out_features : int
@@ -78,8 +80,8 @@ class Linear(Module):
     rng : None, int or numpy.random.Generator
         Source of the initial weights (drawn on the host, then moved once).
 
-    **Complexity**: forward ``2 B N M`` flops; backward twice that.
-
+    Examples
+    --------
     >>> import numpy as np
     >>> layer = Linear(4, 3, rng=0)
     >>> layer(np.ones((2, 4), np.float32)).shape

@@ -62,6 +62,8 @@ def softmax_cross_entropy(logits, labels):
 
     **Complexity**: ``O(B C)``.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> loss, d = softmax_cross_entropy(np.zeros((2, 4)), np.array([0, 3]))
     >>> round(float(loss), 6) == round(float(np.log(4)), 6)
@@ -95,6 +97,8 @@ def mse(pred, target):
     loss : 0-d array
     dpred : array like ``pred``: ``2 (pred - target) / pred.size``.
 
+    Examples
+    --------
     >>> import numpy as np
     >>> loss, d = mse(np.array([1.0, 3.0]), np.array([0.0, 1.0]))
     >>> float(loss)

@@ -36,14 +36,17 @@ class Parameter:
 
     @property
     def shape(self):
+        """Shape of ``data``."""
         return self.data.shape
 
     @property
     def dtype(self):
+        """Dtype of ``data``."""
         return self.data.dtype
 
     @property
     def size(self):
+        """Number of entries of ``data``."""
         return int(self.data.size)
 
     def accumulate(self, g):
@@ -76,9 +79,15 @@ class Module:
 
     # ---- the computation ------------------------------------------------------------------
     def forward(self, x):  # pragma: no cover - abstract
+        """Compute the output for the input ``x`` and cache what :meth:`backward` needs."""
         raise NotImplementedError
 
     def backward(self, grad_out):  # pragma: no cover - abstract
+        """Return the gradient with respect to the input of the last :meth:`forward`.
+
+        ``grad_out`` is the gradient with respect to that forward's output; parameter
+        gradients are added into ``Parameter.grad``.  Consumes the forward cache.
+        """
         raise NotImplementedError
 
     def __call__(self, x):
@@ -210,6 +219,7 @@ class Module:
 
     # ---- display --------------------------------------------------------------------------
     def extra_repr(self) -> str:
+        """Text shown inside the parentheses of the repr; subclasses list their settings."""
         return ""
 
     def __repr__(self):

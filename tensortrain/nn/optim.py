@@ -386,6 +386,8 @@ _OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
 def make_optimizer(name, params, **options):
     """Build an optimizer by name (``'sgd'``, ``'adam'`` or ``'adamw'``, any case).
 
+    Examples
+    --------
     >>> from tensortrain.nn.layers import Linear
     >>> make_optimizer('adam', Linear(3, 2, rng=0).parameters(), lr=1e-2)
     Adam(2 parameters, lr=0.01, betas=(0.9, 0.999), eps=1e-08, weight_decay=0.0, max_grad_norm=None)
@@ -412,6 +414,7 @@ class _Schedule:
         self.last_epoch = 0
 
     def get_lr(self) -> float:  # pragma: no cover - abstract
+        """The learning rate for the current epoch (``last_epoch``)."""
         raise NotImplementedError
 
     def step(self):
@@ -422,9 +425,11 @@ class _Schedule:
         return lr
 
     def state_dict(self):
+        """The schedule's state: initial lr and epoch counter."""
         return {"base_lr": self.base_lr, "last_epoch": self.last_epoch}
 
     def load_state_dict(self, state):
+        """Restore a :meth:`state_dict` and set the optimizer's lr to match; returns ``self``."""
         self.base_lr = _check_lr(state["base_lr"], type(self).__name__)
         self.last_epoch = int(state["last_epoch"])
         self.optimizer.lr = self.get_lr()
@@ -443,6 +448,8 @@ def _positive_int(value, name, owner):
 class StepLR(_Schedule):
     """``lr = base_lr * gamma ** (epoch // step_size)``.
 
+    Examples
+    --------
     >>> from tensortrain.nn.layers import Linear
     >>> opt = SGD(Linear(2, 2, rng=0).parameters(), lr=1.0)
     >>> sched = StepLR(opt, step_size=2, gamma=0.5)

@@ -38,6 +38,7 @@ class History:
 
     @property
     def epochs(self) -> int:
+        """Number of epochs recorded."""
         return len(self.loss)
 
     def __len__(self):

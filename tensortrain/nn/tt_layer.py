@@ -122,14 +122,17 @@ class TTLinear(Module):
 
     @property
     def ranks(self):
+        """TT-ranks of the weight, ``(1, r_1, ..., r_{d-1}, 1)``."""
         return self.weight.ranks
 
     @property
     def in_modes(self):
+        """Modes ``n_k`` of the input features (their product covers ``in_features``)."""
         return tuple(int(p.data.shape[2]) for p in self.cores)
 
     @property
     def out_modes(self):
+        """Modes ``m_k`` of the output features (their product covers ``out_features``)."""
         return tuple(int(p.data.shape[1]) for p in self.cores)
 
     @property

@@ -137,6 +137,10 @@ def main(argv=None):
 
         if args.size < 1 or args.batch < 1:
             parser.error("--size and --batch must be >= 1")
+        if not args.eps >= 0:
+            parser.error(f"--eps must be a number >= 0, got {args.eps}")
+        if args.max_rank is not None and args.max_rank < 1:
+            parser.error(f"--max-rank must be >= 1, got {args.max_rank}")
         run(n=args.size, eps=args.eps, max_rank=args.max_rank, batch=args.batch)
     return 0
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _cores, decompositions
-from ._backend import get_xp, is_array, to_host
+from ._backend import is_array, to_host
 from ._base import _TTBase, check_dense_input, validate_cores
 from ._validation import check_eps, check_max_rank
 from .errors import ShapeError, TTIndexError

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import math
 import os
 import struct
 import tempfile
@@ -70,7 +71,7 @@ class MNISTDownloadError(ConnectionError):
     """MNIST could not be downloaded because no mirror could be reached."""
 
 
-@dataclass
+@dataclass(eq=False)
 class MNIST:
     """Images and labels of MNIST (or of a subset of it).
 
@@ -127,7 +128,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
                           f"{header}")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     dtype = _IDX_DTYPES[code]
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(int(v) for v in dims) * dtype.itemsize
     got = len(data) - header
     if got < expected:
         raise TTFileError(f"{name} is truncated: dimensions {dims} of {dtype.name} need "
@@ -329,9 +330,11 @@ def preprocess(images, pad_to=32, dtype=np.float32, flatten=True):
     if images.ndim != 3:
         raise ValueError(f"preprocess expects images of shape (N, H, W), got {images.shape}")
     n, h, w = images.shape
-    out = images.astype(dtype) / dtype(255) if np.dtype(dtype).kind == "f" else None
-    if out is None:
-        raise TypeError(f"preprocess needs a floating dtype, got {np.dtype(dtype)}")
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        raise TypeError(f"preprocess needs a floating dtype, got {dt}")
+    dtype = dt.type
+    out = images.astype(dt) / dt.type(255)
     if pad_to is not None:
         pad_to = int(pad_to)
         if pad_to < h or pad_to < w:

@@ -130,12 +130,15 @@ class ReLU(Module):
         check_input(x, "ReLU")
         mask = x > 0
         self._cache = mask
-        return x * mask
+        xp = get_xp(x)
+        # -inf -> 0 (not NaN, as x * mask would give); NaN stays NaN
+        return xp.where(x <= 0, xp.zeros((), dtype=x.dtype), x)
 
     def backward(self, grad_out):
         mask = self._take_cache()
         g = _check_grad(grad_out, mask.shape, "ReLU")
-        return g * mask
+        xp = get_xp(g)
+        return xp.where(mask, g, xp.zeros((), dtype=g.dtype))
 
 
 class Tanh(Module):

@@ -34,6 +34,9 @@ def mnist_model_config(kind="tt", modes=(4, 8, 8, 4), rank=8, matrix_rank=None,
     elif kind == "dense":
         first = [{"type": "Linear", "in_features": n, "out_features": n}]
     elif kind == "mr":
+        if matrix_rank is None or int(matrix_rank) < 1:
+            raise ValueError(f"the matrix-rank baseline needs matrix_rank >= 1, got "
+                             f"{matrix_rank!r}")
         r = int(matrix_rank)
         first = [{"type": "Linear", "in_features": n, "out_features": r, "bias": False},
                  {"type": "Linear", "in_features": r, "out_features": n}]

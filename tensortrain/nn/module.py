@@ -197,22 +197,30 @@ class Module:
         if missing or unexpected:
             raise KeyError(f"state_dict does not match the module: missing {missing}, "
                            f"unexpected {unexpected}")
+        # stage every entry first (converted, shape-checked); assign only if all fit
+        staged = {}
+        for name, target in list(expected.items()) + [(k, v[2]) for k, v in buffers.items()]:
+            ref = target.data if isinstance(target, Parameter) else target
+            value = state[name]
+            if not is_array(value):
+                try:
+                    value = np.asarray(value, dtype=np.float64)
+                except (TypeError, ValueError) as exc:
+                    raise TypeError(f"state_dict entry {name!r} is not a numeric array: "
+                                    f"{exc}") from None
+            if value.dtype.kind not in "fiu":
+                raise TypeError(f"state_dict entry {name!r} has dtype {value.dtype}; expected "
+                                f"a real numeric array")
+            if tuple(value.shape) != tuple(ref.shape):
+                kind = "parameter" if isinstance(target, Parameter) else "buffer"
+                raise ShapeError(f"state_dict entry {name!r} has shape {tuple(value.shape)}, "
+                                 f"but the {kind} has shape {tuple(ref.shape)}")
+            staged[name] = asarray(value, get_xp(ref)).astype(ref.dtype, copy=False)
         for name, p in expected.items():
-            arr = np.asarray(to_host(state[name])) if not is_array(state[name]) else state[name]
-            if tuple(arr.shape) != tuple(p.data.shape):
-                raise ShapeError(f"state_dict entry {name!r} has shape {tuple(arr.shape)}, but "
-                                 f"the parameter has shape {tuple(p.data.shape)}")
-        for name, (_, _, buf) in buffers.items():
-            if tuple(state[name].shape) != tuple(buf.shape):
-                raise ShapeError(f"state_dict entry {name!r} has shape "
-                                 f"{tuple(state[name].shape)}, but the buffer has shape "
-                                 f"{tuple(buf.shape)}")
-        for name, p in expected.items():
-            xp = get_xp(p.data)
-            p.data[...] = asarray(state[name], xp).astype(p.data.dtype, copy=False)
+            p.data[...] = staged[name]
         per_module = {}
-        for name, (m, key, buf) in buffers.items():
-            per_module.setdefault(id(m), (m, {}))[1][key] = asarray(state[name], get_xp(buf))
+        for name, (m, key, _) in buffers.items():
+            per_module.setdefault(id(m), (m, {}))[1][key] = staged[name]
         for m, entries in per_module.values():
             m._load_extra_state(entries)
         return self

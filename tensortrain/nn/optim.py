@@ -103,7 +103,7 @@ def _global_norm(grads):
     xp = get_xp(*grads)
     total = None
     for g in grads:
-        flat = g.reshape(-1)
+        flat = g.reshape(-1).astype(np.float64)    # float32 squares overflow near 1e19
         sq = xp.asarray(xp.dot(flat, flat))
         total = sq if total is None else total + sq
     return xp.asarray(xp.sqrt(total))

@@ -141,7 +141,11 @@ def load_model(path, xp=None):
     :class:`~tensortrain.errors.TTFileError` for a foreign, truncated or mismatched one.
     """
     config, state = _read(path)
-    model = build_model(config, xp=xp)
+    try:
+        model = build_model(config, xp=xp)
+    except (KeyError, ValueError, TypeError, AttributeError, ImportError) as exc:
+        raise TTFileError(f"{os.fspath(path)!r} holds a model description that cannot be "
+                          f"built: {exc}") from exc
     try:
         model.load_state_dict(state)
     except (KeyError, ValueError) as exc:

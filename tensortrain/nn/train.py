@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._backend import asarray, get_xp, to_host
+from .._backend import asarray, get_xp, is_array, to_host
 from .module import Module
 
 __all__ = ["History", "fit", "evaluate", "predict", "resolve_loss", "format_epoch"]
@@ -316,7 +316,8 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
         xv, yv = asarray(xv, xp), _labels(yv, xp)
     params = model.parameters()
     n = len(x)
-    n_batches = -(-n // batch_size)
+    starts, ends = _batch_bounds(n, batch_size)
+    n_batches = len(starts)
     history = History()
     saved_modes = _save_modes(model)
     try:
@@ -324,15 +325,15 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
             t0 = time.perf_counter()
             lr = getattr(optimizer, "lr", None)
             lr = None if lr is None else float(lr)
-            snapshot = [p.data.copy() for p in params] if restore_on_divergence else None
+            snapshot = _snapshot(model, params, optimizer) if restore_on_divergence else None
             perm = asarray(rng.permutation(n), xp)  # host permutation, one copy per epoch
             total = xp.zeros((), dtype=np.float64)
             correct = None
             model.train()
             bar = _progress_bar(progress, n_batches, f"epoch {epoch}/{epochs}")
             try:
-                for s in range(0, n, batch_size):
-                    idx = perm[s:s + batch_size]
+                for s, e in zip(starts, ends):
+                    idx = perm[s:e]
                     xb, yb = x[idx], y[idx]
                     optimizer.zero_grad()
                     out = model.forward(xb)
@@ -360,10 +361,9 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
             train_loss = float(host[0]) / n
             if not math.isfinite(train_loss):
                 if snapshot is not None:
-                    for p, old in zip(params, snapshot):
-                        p.data[...] = old
-                restored = (f"; parameters restored to their values before epoch {epoch}"
-                            if snapshot is not None else "")
+                    _restore(model, params, optimizer, snapshot)
+                restored = (f"; parameters, optimizer state and buffers restored to their "
+                            f"values before epoch {epoch}" if snapshot is not None else "")
                 err = FloatingPointError(
                     f"training diverged at epoch {epoch}: loss is {train_loss}; lower the "
                     f"learning rate (it was {lr})" + restored)
@@ -380,12 +380,51 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
             history.epoch_time.append(time.perf_counter() - t0)
             stop = False
             for cb in callbacks:
-                stop = (cb(epoch, history) is True) or stop
+                r = cb(epoch, history)
+                stop = (r is not None and bool(r)) or stop
             if stop:
                 break
     finally:
         _restore_modes(saved_modes)
     return history
+
+
+def _batch_bounds(n, batch_size):
+    """Start and end of every mini-batch; a last batch of one sample joins the one before
+    (batch statistics, as in BatchNorm1d, need at least two samples)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    ends = starts[1:] + [n]
+    return starts, ends
+
+
+def _copy_tree(value):
+    if is_array(value):
+        return value.copy()
+    if isinstance(value, dict):
+        return {k: _copy_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy_tree(v) for v in value]
+    return value
+
+
+def _snapshot(model, params, optimizer):
+    """Device copies of everything an epoch changes: parameters, optimizer state, buffers."""
+    buffers = [(m, {k: v.copy() for k, v in m._extra_state().items()}) for m in model.modules()]
+    opt_state = _copy_tree(getattr(optimizer, "state", None))
+    return [p.data.copy() for p in params], opt_state, buffers
+
+
+def _restore(model, params, optimizer, snapshot):
+    data, opt_state, buffers = snapshot
+    for p, old in zip(params, data):
+        p.data[...] = old
+    if opt_state is not None:
+        optimizer.state = opt_state
+    for m, saved in buffers:
+        if saved:
+            m._load_extra_state(saved)
 
 
 def format_epoch(history, epoch=None, epochs=None) -> str:

@@ -7,21 +7,16 @@ import math
 import numpy as np
 
 from .._backend import asarray, get_xp, resolve_xp
-from .._validation import as_float_array, check_eps, check_float_dtype, check_ranks
+from .._validation import as_float_array, check_eps, check_ranks
 from ..errors import ShapeError
 from ..gradients import matmul_backward, matmul_forward
 from ..matrix import TTMatrix
 from ..shapes import choose_matrix_modes
-from .init import check_init, target_variance
+from .init import check_features, check_init, check_nn_dtype, make_rng, target_variance
+from .layers import check_input
 from .module import Module, Parameter
 
 __all__ = ["TTLinear"]
-
-
-def _rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
 
 
 class TTLinear(Module):
@@ -57,16 +52,11 @@ class TTLinear(Module):
     def __init__(self, in_features, out_features, ranks, in_modes=None, out_modes=None,
                  bias=True, init="glorot", dtype=np.float32, xp=None, rng=None):
         super().__init__()
-        for name, v in (("in_features", in_features), ("out_features", out_features)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        self.in_features = int(in_features)
-        self.out_features = int(out_features)
+        self.in_features = check_features(in_features, "in_features")
+        self.out_features = check_features(out_features, "out_features")
         self.init = check_init(init)
         xp = resolve_xp(xp)
-        dtype = check_float_dtype(dtype, "dtype")
-        if dtype.kind == "c":
-            raise TypeError(f"TTLinear trains real weights; got dtype {dtype}")
+        dtype = check_nn_dtype(dtype, "TTLinear dtype")
         out_modes, in_modes = choose_matrix_modes((self.out_features, self.in_features),
                                                   out_modes, in_modes)
         d = len(in_modes)
@@ -76,7 +66,7 @@ class TTLinear(Module):
             r[k] = min(r[k], math.prod(sizes[:k]), math.prod(sizes[k:]))
         target = target_variance(self.init, self.in_features, self.out_features)
         sigma = (target / math.prod(r[1:d])) ** (1.0 / (2 * d))
-        gen = _rng(rng)
+        gen = make_rng(rng)
         cores = []
         for k in range(d):
             c = gen.standard_normal((r[k], out_modes[k], in_modes[k], r[k + 1])) * sigma
@@ -94,24 +84,24 @@ class TTLinear(Module):
         ``||W - W_tt||_F <= eps ||W||_F``; ``max_rank`` caps the ranks (stricter wins).
         """
         weight = as_float_array(weight, "weight")
+        check_nn_dtype(weight.dtype, "TTLinear.from_dense weight dtype")
         if weight.ndim != 2:
             raise ShapeError(f"weight must be 2-D (out_features, in_features), got {weight.shape}")
         eps = check_eps(eps)
         out_f, in_f = weight.shape
+        if bias is not None:
+            bias = as_float_array(bias, "bias")
+            if bias.shape != (out_f,):
+                raise ShapeError(f"bias must have shape ({out_f},), got {bias.shape}")
         W = TTMatrix.from_dense(weight, row_modes=out_modes, col_modes=in_modes, eps=eps,
                                 max_rank=max_rank)
         layer = cls.__new__(cls)
         Module.__init__(layer)
         layer.in_features, layer.out_features = int(in_f), int(out_f)
-        layer.init = "glorot"
+        layer.init = None  # compressed from a trained weight, not initialized
         layer.cores = [Parameter(c.copy()) for c in W.cores]
-        if bias is not None:
-            bias = as_float_array(bias, "bias")
-            if bias.shape != (out_f,):
-                raise ShapeError(f"bias must have shape ({out_f},), got {bias.shape}")
-            layer.bias = Parameter(asarray(bias, get_xp(weight)).astype(weight.dtype))
-        else:
-            layer.bias = None
+        layer.bias = (None if bias is None
+                      else Parameter(asarray(bias, get_xp(weight)).astype(weight.dtype)))
         return layer
 
     # ---- structure ------------------------------------------------------------------------
@@ -157,10 +147,7 @@ class TTLinear(Module):
 
     # ---- computation --------------------------------------------------------------------
     def forward(self, x):
-        x = as_float_array(x, f"{type(self).__name__} input")
-        if x.ndim != 2 or x.shape[1] != self.in_features:
-            raise ShapeError(f"TTLinear expects inputs of shape (batch, {self.in_features}), "
-                             f"got {x.shape}")
+        x = check_input(x, "TTLinear", self.in_features)
         y, ctx = matmul_forward(self.weight, x)
         if self.bias is not None:
             y = y + self.bias.data

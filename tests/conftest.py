@@ -55,3 +55,20 @@ TOL = {
     np.dtype(np.complex64): 2e-4,
     np.dtype(np.complex128): 1e-10,
 }
+
+
+def host_random(rng, shape, dtype=np.float64):
+    """Gaussian data of ``dtype`` made on the host (complex: independent real and imaginary)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "c":
+        a = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    else:
+        a = rng.standard_normal(shape)
+    return a.astype(dtype)
+
+
+def rel_err(x, y):
+    """``||x - y||_F / ||y||_F`` (absolute when ``y`` is zero)."""
+    x, y = np.asarray(x), np.asarray(y)
+    ny = np.linalg.norm(y.ravel())
+    return np.linalg.norm((x - y).ravel()) / (ny if ny > 0 else 1.0)

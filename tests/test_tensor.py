@@ -14,30 +14,16 @@ import tensortrain as tt
 from tensortrain import TTTensor
 
 from conftest import TOL, to_numpy
+from conftest import host_random as _host_random
+from conftest import rel_err as _rel_err
 
 DTYPES = [np.float32, np.float64, np.complex128]
 DTYPE_IDS = ["float32", "float64", "complex128"]
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _host_random(rng, shape, dtype):
-    dtype = np.dtype(dtype)
-    if dtype.kind == "c":
-        a = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
-    else:
-        a = rng.standard_normal(shape)
-    return a.astype(dtype)
-
-
 def _tol(dtype):
     return TOL[np.dtype(dtype)]
-
-
-def _rel_err(x, y):
-    x = np.asarray(x)
-    y = np.asarray(y)
-    ny = np.linalg.norm(y.ravel())
-    return np.linalg.norm((x - y).ravel()) / (ny if ny > 0 else 1.0)
 
 
 def _close(x, y, dtype, scale=10.0):

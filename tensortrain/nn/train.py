@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._backend import asarray, get_xp, is_array, to_host
+from .init import make_rng
 from .module import Module
 
 __all__ = ["History", "fit", "evaluate", "predict", "resolve_loss", "format_epoch"]
@@ -232,15 +233,6 @@ def predict(model, x, batch_size=1000):
 
 
 # ---- training -------------------------------------------------------------------------------
-def _make_rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be None, an int seed or a numpy Generator, got "
-                    f"{type(rng).__name__}")
-
-
 def _progress_bar(enabled, total, desc):
     if not enabled:
         return None
@@ -301,7 +293,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
     batch_size = _check_batch_size(batch_size)
     _check_xy(x, y)
     loss_fn = resolve_loss(loss)
-    rng = _make_rng(rng)
+    rng = make_rng(rng)
     callbacks = list(callbacks or [])
     for cb in callbacks:
         if not callable(cb):

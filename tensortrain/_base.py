@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from . import _cores, decompositions
+from . import _cores, _scaling, decompositions
 from ._backend import asarray, backend_name, get_xp, is_array, resolve_xp
 from ._validation import (
     as_float_array,
@@ -176,38 +176,61 @@ class _TTBase:
         cores, _ = decompositions.orthogonalize_cores(self._cores3(), direction)
         return self._with_cores3(cores)
 
-    def _normalized_sweep(self):
-        """``(log_scale, last_norm)``: the sweep leaves a last core of norm 1, 0 (the zero
-        tensor) or NaN (non-finite cores)."""
-        cores, log_scale = decompositions.orthogonalize_cores(
-            self._logical_cores3(), "left", normalize=True)
-        return log_scale, _host_norm(cores[-1])
+    def _norm_parts(self):
+        """``(last_norm, exp2)`` with ``||self|| == ldexp(last_norm, exp2)``: ``last_norm`` is
+        0 for the zero tensor and NaN when the cores hold NaN or Inf."""
+        _, exp2, last = decompositions.orthogonal_sweep(self._logical_cores3(), "left")
+        return last, exp2
 
     def log_norm(self) -> float:
-        """``log ||self||_F``, finite for any ``d`` (``-inf`` for the zero tensor, NaN when
-        the cores hold NaN or Inf).
+        """``log ||self||_F``, finite for any ``d`` and any magnitude of the cores (``-inf`` for
+        the zero tensor, NaN when the cores hold NaN or Inf).
 
         Complexity: ``O(d n r^3)``.
         """
-        log_scale, last = self._normalized_sweep()
-        if not (math.isfinite(last) and math.isfinite(log_scale)):
+        last, exp2 = self._norm_parts()
+        if not math.isfinite(last):
             return math.nan
-        return log_scale if last > 0 else -math.inf
+        if last == 0:
+            return -math.inf
+        return exp2 * math.log(2.0) + math.log(last)
 
     def norm(self) -> float:
-        """Frobenius norm, computed by a normalised QR sweep (no Gram matrices).
+        """Frobenius norm, computed by a QR sweep on cores scaled by powers of two.
 
-        The sweep cannot overflow or underflow in between; the result is ``inf`` or ``0`` only
-        when the norm itself is outside the floating-point range (see :meth:`log_norm`), and
-        NaN when the cores hold NaN or Inf.
+        Accurate to a few ulps of the sweep's round-off whenever the norm is representable as a
+        Python float (even when it is not in the cores' dtype: a float32 TT of norm ``1e39``
+        gives ``1e39``); ``inf`` or ``0`` only when the norm itself is outside the float64
+        range (see :meth:`log_norm`); NaN when the cores hold NaN or Inf.
 
         Complexity: ``O(d n r^3)``.
         """
-        log_norm = self.log_norm()
-        with np.errstate(over="ignore", under="ignore"):
-            return float(np.exp(log_norm))
+        last, exp2 = self._norm_parts()
+        if not math.isfinite(last) or last == 0:
+            return last
+        return _scaling.scalar_ldexp(last, exp2)
 
     # ---- arithmetic -------------------------------------------------------------------------
+    def _scaled_cores3(self, alpha):
+        """3-D cores of ``alpha * self``.  A factor far from 1 (beyond ``2**+-64``) is split into
+        a mantissa, multiplied into the first core, and a power of two placed where it fits
+        (:func:`tensortrain._scaling.apply_pow2`), so ``1e40 * x`` of a float32 ``x`` is
+        finite whenever the tensor is representable by its cores."""
+        cores = self._cores3()
+        if isinstance(alpha, (numbers.Number, np.generic)):
+            try:
+                mag = abs(complex(alpha))
+            except OverflowError:  # a Python int beyond the float range
+                mag = math.inf
+            if 0 < mag < math.inf:
+                e = math.frexp(mag)[1]
+                if abs(e) > 64:
+                    m = _scaling.scalar_ldexp(alpha, -e)
+                    if isinstance(alpha, np.generic):
+                        m = type(alpha)(m)   # keep NumPy's promotion rules
+                    return _scaling.apply_pow2(_cores.scale(cores, m), e, 0)
+        return _cores.scale(cores, alpha)
+
     def __neg__(self):
         return self._with_cores3(_cores.scale(self._cores3(), -1))
 
@@ -217,7 +240,7 @@ class _TTBase:
     def __mul__(self, other):
         if is_scalar(other):
             get_xp(self.cores[0], other)
-            return self._with_cores3(_cores.scale(self._cores3(), other))
+            return self._with_cores3(self._scaled_cores3(other))
         if isinstance(other, _TTBase):
             self._same_structure(other, "*")
             return self._with_cores3(_cores.hadamard(self._cores3(), other._cores3()))
@@ -248,11 +271,6 @@ class _TTBase:
 
     def __bool__(self):
         raise TypeError(f"the truth value of a {type(self).__name__} is ambiguous")
-
-
-def _host_norm(a) -> float:
-    xp = get_xp(a)
-    return float(np.asarray(asarray(xp.linalg.norm(a.reshape(-1)), np)))
 
 
 def check_dense_input(a, where, min_ndim=1):

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from . import _scaling
 from ._backend import get_xp, to_host
 
 __all__ = [
@@ -23,15 +24,27 @@ __all__ = [
 
 
 def full(cores):
-    """Contract the cores to the dense tensor of shape ``(n_1, ..., n_d)``."""
+    """Contract the cores to the dense tensor of shape ``(n_1, ..., n_d)`` (a new array).
+
+    The cores are scaled by powers of two first and the total power is applied to the result,
+    so a product that is representable is computed even when partial products of the cores
+    are not (cores ``1e200, 1e200, 1e-200, 1e-200``).
+    """
     xp = get_xp(*cores)
-    res = cores[0].reshape(cores[0].shape[1], cores[0].shape[2])
-    modes = [cores[0].shape[1]]
-    for c in cores[1:]:
+    scaled = [_scaling.normalize(c) for c in cores]
+    exp2 = _scaling.host_exponent_sum([e for _, e in scaled])
+    first = scaled[0][0]
+    res = first.reshape(first.shape[1], first.shape[2])
+    modes = [first.shape[1]]
+    for c, _ in scaled[1:]:
         r0, n, r1 = c.shape
         res = xp.matmul(res, c.reshape(r0, n * r1)).reshape(-1, r1)
         modes.append(n)
-    return res.reshape(modes)
+    res = res.reshape(modes)
+    if exp2:
+        with np.errstate(over="ignore", under="ignore"):
+            res = _scaling.ldexp(res, exp2)
+    return res
 
 
 def add(a, b):
@@ -75,29 +88,31 @@ def scale(cores, alpha):
 
 
 def log_dot(a, b):
-    """``<a, b> = sum(conj(a) * b)`` as ``(value_scaled, log_scale)`` with ``value_scaled * exp(log_scale)``.
+    """``<a, b> = sum(conj(a) * b)`` as ``(mantissa, exp2)`` with ``<a, b> = mantissa * 2**exp2``.
 
-    The running ``r_a x r_b`` interface matrix is renormalised after every core, so the sweep
-    neither overflows nor underflows for any ``d``; the scale factors are accumulated on the
-    device and brought to the host once at the end.
+    Every core is scaled by a power of two before it enters the sweep and the running
+    ``r_a x r_b`` interface matrix is rescaled the same way after every core, so the sweep
+    neither overflows nor underflows for any magnitude or any ``d``; the exponents are summed
+    on the device and brought to the host once at the end.  ``mantissa`` is a host scalar.
     """
     xp = get_xp(*a, *b)
     v = None
-    logs = []
+    exps = []
     for x, y in zip(a, b):
-        xc = xp.conj(x) if np.iscomplexobj(x) else x
+        x, ex = _scaling.normalize(x)
+        y, ey = _scaling.normalize(y)
+        exps += [ex, ey]
+        xc = xp.conj(x) if x.dtype.kind == "c" else x
         if v is None:
             # (1, n, ra) x (1, n, rb) -> (ra, rb)
             v = xp.tensordot(xc[0], y[0], axes=([0], [0]))
         else:
             t = xp.tensordot(v, xc, axes=([0], [0]))  # (rb, n, ra')
             v = xp.tensordot(t, y, axes=([0, 1], [0, 1]))  # (ra', rb')
-        s = xp.max(xp.abs(v))
-        s = xp.where(s > 0, s, xp.ones_like(s))
-        v = v / s
-        logs.append(xp.log(xp.abs(s).astype(np.float64)))
-    total = to_host(xp.sum(xp.stack(logs)))
-    return to_host(v.reshape(())), float(total)
+        v, ev = _scaling.normalize(v)
+        exps.append(ev)
+    total = _scaling.host_exponent_sum(exps)
+    return to_host(v.reshape(()))[()], total
 
 
 def lt_indicator(modes, bound, xp, dtype):

@@ -61,11 +61,19 @@ def check_max_rank(max_rank, d):
             or (hasattr(max_rank, "__len__") and hasattr(max_rank, "__iter__"))):
         raise TypeError(f"max_rank must be an int or a list of ints (one per bond), got "
                         f"{type(max_rank).__name__} {max_rank!r}")
+    if is_array(max_rank) and max_rank.ndim == 0:
+        if max_rank.dtype.kind not in "iu":
+            raise TypeError(f"max_rank must be an int or a list of ints (one per bond), got a "
+                            f"0-d array of dtype {max_rank.dtype}")
+        max_rank = int(to_host(max_rank))
     if isinstance(max_rank, numbers.Real):
         r = _as_int(max_rank, "max_rank")
         if r < 1:
             raise RankError(f"max_rank must be >= 1, got {r}")
         return (r,) * (d - 1)
+    if isinstance(max_rank, (str, bytes)):
+        raise TypeError(f"max_rank must be an int or a list of ints (one per bond), got "
+                        f"{type(max_rank).__name__} {max_rank!r}")
     values = tuple(_as_int(v, "max_rank entries") for v in max_rank)
     if len(values) == d + 1:
         if values[0] != 1 or values[-1] != 1:
@@ -118,6 +126,13 @@ def check_float_dtype(dtype, where):
 
 def as_float_array(a, where):
     """Accept an ndarray (NumPy or CuPy) or array-like of floats; refuse ints and objects."""
+    if isinstance(a, np.ma.MaskedArray):
+        raise TypeError(
+            f"{where} is a NumPy masked array; masked entries are not supported (their hidden "
+            f"values would be used). Fill them explicitly first, e.g. a.filled(0.0), or pass "
+            f"np.asarray(a) if the mask does not matter")
+    if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
+        a = np.asarray(a)  # other ndarray subclasses (np.matrix, memmap): their plain data
     if not is_array(a):
         if isinstance(a, (list, tuple)) or isinstance(a, numbers.Number):
             a = np.asarray(a)
@@ -137,3 +152,22 @@ def check_finite(a, where):
 def check_vector_length(n_got, n_expected, where):
     if n_got != n_expected:
         raise ShapeError(f"{where}: expected length {n_expected}, got {n_got}")
+
+
+def make_rng(rng=None, where="rng") -> np.random.Generator:
+    """A NumPy ``Generator`` from ``None`` (fresh entropy), a non-negative int seed, a
+    ``SeedSequence`` or a ``Generator`` (returned as is: the caller's stream advances).
+
+    Booleans, floats, legacy ``RandomState`` objects and anything else raise ``TypeError``;
+    a negative seed raises :class:`~tensortrain.errors.TTError`.
+    """
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or isinstance(rng, np.random.SeedSequence):
+        return np.random.default_rng(rng)
+    if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+        if rng < 0:
+            raise TTError(f"{where} seed must be a non-negative integer, got {rng}")
+        return np.random.default_rng(int(rng))
+    raise TypeError(f"{where} must be None, a non-negative int seed, a numpy.random.SeedSequence "
+                    f"or a numpy.random.Generator, got {type(rng).__name__} {rng!r}")

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ._backend import resolve_xp
-from ._validation import _as_int, check_float_dtype, check_modes, check_ranks
+from ._validation import _as_int, check_float_dtype, check_modes, check_ranks, make_rng
 from .errors import ModeError
 from .matrix import TTMatrix
 from .shapes import balanced_modes
@@ -75,14 +75,6 @@ def eye(modes, *, dtype=np.float64, xp=None):
     return TTMatrix(cores, shape)
 
 
-def _rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or isinstance(rng, (numbers.Integral, np.random.SeedSequence)):
-        return np.random.default_rng(rng)
-    raise TypeError(f"rng must be None, a seed or a numpy.random.Generator, got {rng!r}")
-
-
 def _capped(ranks, sizes):
     """Cap ranks at the largest useful value min(prod left sizes, prod right sizes)."""
     d = len(sizes)
@@ -96,7 +88,7 @@ def _random_cores(sizes, ranks, rng, dtype, xp, extra_shape):
     """Cores with Gaussian entries scaled so the full tensor has entries of unit variance."""
     xp = resolve_xp(xp)
     dtype = check_float_dtype(dtype, "dtype")
-    rng = _rng(rng)
+    rng = make_rng(rng)
     d = len(sizes)
     ranks = _capped(check_ranks(ranks, d), sizes)
     cores = []

@@ -5,6 +5,10 @@ whole result, split as ``eps / sqrt(d - 1)`` over the ``d - 1`` truncated unfold
 ``||A - A_tt||_F <= eps * ||A||_F``; ``max_rank`` caps each bond, and the stricter of the two
 wins.  Singular values below the round-off level ``8 * s_max * max(shape) * finfo.eps`` are always
 dropped, so ``eps=0`` gives an exact decomposition without round-off noise in the ranks.
+
+Magnitudes: every algorithm here works on data scaled by exact powers of two (see
+:mod:`tensortrain._scaling`), so the bound holds and nothing overflows or underflows for data
+of any magnitude the dtype can hold, and for any ``d``.
 """
 
 from __future__ import annotations
@@ -13,27 +17,36 @@ import math
 
 import numpy as np
 
+from . import _scaling
 from ._backend import get_xp, qr, svd, to_host, wide_r_factor
 from .errors import TTError
 
-__all__ = ["tt_svd", "orthogonalize_cores", "round_cores", "truncation_rank"]
+__all__ = ["tt_svd", "orthogonalize_cores", "orthogonal_sweep", "round_cores",
+           "truncation_rank"]
+
+_LN2 = math.log(2.0)
 
 
 def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) -> int:
     """Smallest rank ``r`` with ``||s[r:]|| <= delta``, capped by ``max_rank``; at least 1.
 
-    ``s_host`` holds the singular values (descending) on the host.
+    ``s_host`` holds the singular values (descending) on the host.  They are divided by the
+    largest one before squaring, so the tail norms cannot overflow or underflow.
     """
     if s_host.size == 0:
         return 1
+    s = np.asarray(s_host, dtype=np.float64)
+    top = float(s[0])
+    if not top > 0:
+        return 1
     # round-off level: the usual numerical-rank threshold, with a margin for the error that
     # the sweeps before this unfolding accumulated (sums, QR) in the same precision
-    tol = s_host[0] * 8 * max(shape) * np.finfo(np.dtype(dtype)).eps
-    r = int(np.count_nonzero(s_host > tol))
+    tol = top * 8 * max(shape) * np.finfo(np.dtype(dtype)).eps
+    r = int(np.count_nonzero(s > tol))
     if delta > 0:
-        # tail[k] = ||s[k:]||, computed from the small end for accuracy
-        tail = np.sqrt(np.cumsum((s_host[::-1].astype(np.float64)) ** 2))[::-1]
-        fits = np.nonzero(tail <= delta)[0]
+        # tail[k] = ||s[k:]|| / s[0], computed from the small end for accuracy
+        tail = np.sqrt(np.cumsum((s[::-1] / top) ** 2))[::-1]
+        fits = np.nonzero(tail <= delta / top)[0]
         if fits.size:
             r = min(r, int(fits[0]))
     if max_rank is not None:
@@ -64,7 +77,9 @@ def _truncated_split(mat, delta, cap):
 def tt_svd(a, modes, eps=0.0, max_rank=None):
     """TT-SVD of the dense array ``a`` reshaped to ``modes``.
 
-    Returns the list of cores.  ``max_rank`` is None or a tuple of ``d - 1`` caps.
+    Returns the list of cores (never sharing memory with ``a``).  ``max_rank`` is None or a
+    tuple of ``d - 1`` caps.  Data whose largest magnitude is far from 1 is first scaled by a
+    power of two (exactly), and the power is put back into the cores at the end.
 
     Complexity: ``O(n^d * r)`` for the first unfoldings (one SVD of each ``r n x rest``
     unfolding; LAPACK's gesdd reduces a wide unfolding by an LQ step first).
@@ -73,12 +88,21 @@ def tt_svd(a, modes, eps=0.0, max_rank=None):
     d = len(modes)
     c = a.reshape(modes)
     if d == 1:
-        return [c.reshape(1, modes[0], 1)]
-    norm = float(to_host(xp.linalg.norm(c.reshape(-1))))
+        return [xp.array(c.reshape(1, modes[0], 1), copy=True)]
+    flat = c.reshape(-1)
+    e = int(to_host(_scaling.exponent(_scaling.max_abs(flat))))
+    lo, hi = _scaling.safe_exponent_window(flat.dtype)
+    # a quarter of the range each way: the sum of the squares of any number of entries that
+    # fit in memory stays inside the range
+    if not lo // 2 <= e <= hi // 2:
+        flat = _scaling.ldexp(flat, -e)
+    else:
+        e = 0
+    norm = float(to_host(xp.linalg.norm(flat)))
     delta = eps / math.sqrt(d - 1) * norm
     cores = []
     r_prev = 1
-    rest = c.reshape(-1)
+    rest = flat
     for k in range(d - 1):
         rows = r_prev * modes[k]
         mat = rest.reshape(rows, -1)
@@ -88,67 +112,81 @@ def tt_svd(a, modes, eps=0.0, max_rank=None):
         cores.append(u.reshape(r_prev, modes[k], r))
         r_prev = r
     cores.append(rest.reshape(r_prev, modes[-1], 1))
-    return cores
+    return _scaling.apply_pow2(cores, e, d - 1)
 
 
-def orthogonalize_cores(cores, direction="left", normalize=False):
-    """QR sweep making cores left-orthogonal (all but the last) or right-orthogonal (all but the first).
+def orthogonal_sweep(cores, direction="left"):
+    """QR sweep with exact power-of-two rescaling; the workhorse of norms, rounding and
+    :func:`orthogonalize_cores`.
 
-    Returns ``(cores, log_scale)``.  The sweep always rescales the carried ``R`` factor, so
-    it cannot overflow or underflow for any ``d``.  With ``normalize=True`` the
-    non-orthogonal core is left with unit norm and ``log ||tensor||_F`` is returned as
-    ``log_scale``; otherwise the scale is put back (see :func:`apply_log_scale`), the result
-    represents the same tensor and ``log_scale`` is 0.
+    Returns ``(out, exp2, last_norm)``: ``out`` are left-orthogonal cores but the last
+    (``direction='left'``) or right-orthogonal cores but the first (``'right'``); the
+    remaining core has its largest entry in ``[0.5, 1)`` and Frobenius norm ``last_norm``
+    (a host float computed in double precision: 0 for the zero tensor, NaN when the cores
+    hold NaN or Inf).  The tensor equals ``out * 2**exp2``, so ``||tensor|| ==
+    ldexp(last_norm, exp2)`` exactly up to the sweep's round-off.
+
+    Every core is scaled to a largest magnitude in ``[0.5, 1)`` before it meets the carried
+    factor, and the carried ``R`` is scaled the same way, so no product, QR or norm in the
+    sweep can overflow or underflow for any data the dtype holds, and for any ``d``.
 
     Complexity: ``O(d n r^3)``.
     """
     xp = get_xp(*cores)
     d = len(cores)
-    out = list(cores)
-    logs = []
-
-    def renorm(m):
-        s = xp.linalg.norm(m)
-        s = xp.where(s > 0, s, xp.ones_like(s))
-        logs.append(xp.log(s.astype(np.float64)))
-        return m / s
-
+    exps = []
+    out = []
+    for c in cores:
+        c, e = _scaling.normalize(c)
+        out.append(c)
+        exps.append(e)
     if direction == "left":
         for k in range(d - 1):
             r0, n, r1 = out[k].shape
             q, rr = qr(out[k].reshape(r0 * n, r1))
             out[k] = q.reshape(r0, n, q.shape[1])
-            out[k + 1] = xp.tensordot(renorm(rr), out[k + 1], axes=([1], [0]))
+            rr, e = _scaling.normalize(rr)
+            exps.append(e)
+            out[k + 1] = xp.tensordot(rr, out[k + 1], axes=([1], [0]))
         last = d - 1
     elif direction == "right":
         for k in range(d - 1, 0, -1):
             r0, n, r1 = out[k].shape
             q, rr = qr(out[k].reshape(r0, n * r1).T)
             out[k] = q.T.reshape(q.shape[1], n, r1)
-            out[k - 1] = xp.tensordot(out[k - 1], renorm(rr).T, axes=([2], [0]))
+            rr, e = _scaling.normalize(rr)
+            exps.append(e)
+            out[k - 1] = xp.tensordot(out[k - 1], rr.T, axes=([2], [0]))
         last = 0
     else:  # pragma: no cover - validated by the public functions
         raise ValueError(direction)
-    out[last] = renorm(out[last])
-    log_scale = float(to_host(xp.sum(xp.stack(logs))))
+    out[last], e = _scaling.normalize(out[last])
+    exps.append(e)
+    exp2 = _scaling.host_exponent_sum(exps)
+    wide = np.complex128 if out[last].dtype.kind == "c" else np.float64
+    last_norm = float(to_host(xp.linalg.norm(out[last].reshape(-1).astype(wide))))
+    return out, exp2, last_norm
+
+
+def orthogonalize_cores(cores, direction="left", normalize=False):
+    """QR sweep making cores left-orthogonal (all but the last) or right-orthogonal (all but the first).
+
+    Returns ``(cores, log_scale)``.  With ``normalize=True`` the non-orthogonal core is left
+    with unit norm and ``log ||tensor||_F`` is returned as ``log_scale``; otherwise the scale
+    is put back (by :func:`tensortrain._scaling.apply_pow2`: into the non-orthogonal core, or
+    spread over all cores when it does not fit there), the result represents the same tensor
+    and ``log_scale`` is 0.
+
+    Complexity: ``O(d n r^3)``.
+    """
+    out, exp2, last_norm = orthogonal_sweep(cores, direction)
+    last = len(out) - 1 if direction == "left" else 0
     if normalize:
-        return out, log_scale
-    return apply_log_scale(out, log_scale, last), 0.0
-
-
-def apply_log_scale(cores, log_scale, k):
-    """Multiply the tensor by ``exp(log_scale)``: into core ``k`` when that factor is
-    representable in the cores' dtype, else spread evenly over all cores."""
-    if log_scale == 0.0 or not math.isfinite(log_scale):
-        return cores
-    out = list(cores)
-    info = np.finfo(out[k].dtype)
-    if math.log(info.tiny) + 4 < log_scale < math.log(info.max) - 4:
-        out[k] = out[k] * math.exp(log_scale)
-    else:
-        f = math.exp(log_scale / len(out))
-        out = [c * f for c in out]
-    return out
+        if last_norm > 0 and math.isfinite(last_norm):
+            out[last] = out[last] / out[last].real.dtype.type(last_norm)
+            return out, exp2 * _LN2 + math.log(last_norm)
+        return out, (-math.inf if last_norm == 0 else math.nan)
+    return _scaling.apply_pow2(out, exp2, last), 0.0
 
 
 def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
@@ -156,8 +194,9 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
 
     The result satisfies ``||A - B|| <= eps * exp(ref_log_norm)`` with ``ref_log_norm`` the
     log of ``||A||`` by default (a padded TT-matrix passes the norm of its logical block, so
-    its ranks never grow).  The sweep works on the normalised tensor and puts the scale back
-    at the end, so nothing overflows or underflows for any ``d``.
+    its ranks never grow).  The sweep works on the tensor scaled by an exact power of two and
+    puts the power back at the end, so nothing overflows or underflows for any magnitude or
+    any ``d``.
 
     Complexity: ``O(d n r^3)`` time.
     """
@@ -165,11 +204,13 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
     d = len(cores)
     if d == 1:
         return list(cores)
-    out, log_scale = orthogonalize_cores(cores, "right", normalize=True)
-    first = float(to_host(xp.linalg.norm(out[0])))
-    if not (math.isfinite(first) and math.isfinite(log_scale)):
+    out, exp2, first = orthogonal_sweep(cores, "right")
+    if not math.isfinite(first):
         raise TTError("cannot round a TT whose cores contain NaN or Inf")
-    rel = first if ref_log_norm is None else math.exp(min(ref_log_norm - log_scale, 700.0))
+    if ref_log_norm is None:
+        rel = first
+    else:
+        rel = math.exp(max(min(ref_log_norm - exp2 * _LN2, 700.0), -700.0))
     delta = eps / math.sqrt(d - 1) * rel
     for k in range(d - 1):
         r0, n, r1 = out[k].shape
@@ -180,4 +221,4 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
         out[k] = u[:, :r].reshape(r0, n, r)
         sv = s[:r, None].astype(vh.dtype) * vh[:r]
         out[k + 1] = xp.tensordot(sv, out[k + 1], axes=([1], [0]))
-    return apply_log_scale(out, log_scale, d - 1)
+    return _scaling.apply_pow2(out, exp2, d - 1)

@@ -85,7 +85,11 @@ def load(path, *, xp=None):
         if kind == "TTMatrix":
             if "shape" not in data:
                 raise TTFileError(f"{path!r} is missing the entry 'shape'")
-            return TTMatrix(cores, tuple(int(s) for s in data["shape"]))
+            shape = data["shape"]
+            if shape.shape != (2,) or shape.dtype.kind not in "iu":
+                raise TTFileError(f"{path!r} has a malformed 'shape' entry: expected two "
+                                  f"integers, got {shape.dtype} with shape {shape.shape}")
+            return TTMatrix(cores, tuple(int(s) for s in shape))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, TTFileError):
             raise

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from . import _cores
+from . import _cores, _scaling
 from ._backend import get_xp
 from ._base import _TTBase
 from .matrix import TTMatrix
@@ -24,33 +24,35 @@ def log_dot(a, b):
     """``<a, b>`` as ``(sign, log|<a, b>|)``, like :func:`numpy.linalg.slogdet`.
 
     ``sign`` is ``+-1`` (a unit complex number for complex inputs, 0 when the product is 0)
-    and ``log|<a, b>|`` is finite for any ``d``.
+    and ``log|<a, b>|`` is finite for any ``d`` and any magnitude of the cores.
     """
+    value, exp2 = _dot_parts(a, b)
+    value = value.item()
+    mag = abs(value)
+    if mag == 0 or not math.isfinite(mag):
+        return value * 0 if mag == 0 else value, -math.inf if mag == 0 else math.nan
+    return value / mag, exp2 * math.log(2.0) + math.log(mag)
+
+
+def _dot_parts(a, b):
     _check_tt(a, "a")
     _check_tt(b, "b")
     a._same_structure(b, "dot")
-    value, log_scale = _cores.log_dot(a._logical_cores3(), b._cores3())
-    value = value.item()
-    mag = abs(value)
-    if mag == 0:
-        return value * 0, -math.inf
-    return value / mag, log_scale + math.log(mag)
+    return _cores.log_dot(a._logical_cores3(), b._cores3())
 
 
 def dot(a, b):
     """Inner product ``<a, b> = sum(conj(a) * b)`` of two TTs of equal shape and modes.
 
-    The running interface matrix is renormalised after every core, so the sweep neither
-    overflows nor underflows; the result is ``inf``/``0`` only when the value itself is out of
-    range (use :func:`log_dot` then).  For a padded TTMatrix only the logical block counts.
+    Cores and the running interface matrix are scaled by powers of two, so nothing in the
+    sweep overflows or underflows and the result, put together exactly by ``ldexp``, is
+    ``inf``/``0`` only when the value itself is outside the float64 range (use
+    :func:`log_dot` then).  For a padded TTMatrix only the logical block counts.
 
     Complexity: ``O(d n r^3)`` time, ``O(r^2 n)`` memory.
     """
-    sign, logabs = log_dot(a, b)
-    if logabs == -math.inf:
-        return sign
-    with np.errstate(over="ignore", under="ignore"):
-        return sign * float(np.exp(logabs))
+    value, exp2 = _dot_parts(a, b)
+    return _scaling.scalar_ldexp(value.item(), exp2)
 
 
 def norm(a):

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _cores, decompositions
+from . import _cores, _scaling, decompositions
 from ._backend import is_array, to_host
 from ._base import _TTBase, check_dense_input, validate_cores
 from ._validation import check_eps, check_max_rank
@@ -156,26 +156,38 @@ class TTTensor(_TTBase):
                     f"integer array")
         return self._absorb(fixed, kept)
 
-    def _absorb(self, fixed, kept):
-        """Multiply the matrices of fixed modes into their neighbours; keep the other cores."""
+    def _absorb(self, fixed, kept, exps=()):
+        """Multiply the matrices of fixed modes into their neighbours; keep the other cores.
+
+        Every matrix and kept core is scaled by a power of two first and the running product
+        after every step, so a representable entry or sum comes out right even when partial
+        products of the cores are not representable.
+        """
         xp = self.xp
         out = []
+        exps = list(exps)
         pending = None
         for k in range(self.ndim):
             if k in fixed:
-                mat = fixed[k]
+                mat, e = _scaling.normalize(fixed[k])
+                exps.append(e)
                 pending = mat if pending is None else pending @ mat
+                pending, e = _scaling.normalize(pending)
+                exps.append(e)
             else:
-                core = kept[k]
+                core, e = _scaling.normalize(kept[k])
+                exps.append(e)
                 if pending is not None:
                     core = xp.tensordot(pending, core, axes=([1], [0]))
                     pending = None
                 out.append(core)
-        if not out:
-            return pending.reshape(())[()]
-        if pending is not None:
+        if pending is not None and out:
             out[-1] = xp.tensordot(out[-1], pending, axes=([2], [0]))
-        return TTTensor(out)
+        if not out:
+            total = xp.sum(xp.stack([xp.asarray(e).astype(np.int64) for e in exps]))
+            with np.errstate(over="ignore", under="ignore"):
+                return _scaling.ldexp(pending.reshape(()), total)[()]
+        return TTTensor(_scaling.apply_pow2(out, _scaling.host_exponent_sum(exps), 0))
 
     def sum(self, axis=None):
         """Sum over all entries (a scalar) or over the modes in ``axis`` (a TTTensor).
@@ -193,10 +205,21 @@ class TTTensor(_TTBase):
                     raise TypeError(f"axis must be an int or a tuple of ints, got {a!r}")
                 if not -d <= int(a) < d:
                     raise TTIndexError(f"axis {a} is out of range for a tensor with {d} modes")
+                if int(a) % d in axes:
+                    raise TTIndexError(f"axis {axis!r} names mode {int(a) % d} twice")
                 axes.add(int(a) % d)
-        fixed = {k: self.cores[k].sum(axis=1) for k in axes}
-        kept = {k: self.cores[k] for k in range(d) if k not in axes}
-        return self._absorb(fixed, kept)
+        # scaled first, so that summing entries near the dtype's limit cannot overflow
+        fixed = {}
+        kept = {}
+        exps = []
+        for k in range(d):
+            if k in axes:
+                core, e = _scaling.normalize(self.cores[k])
+                fixed[k] = core.sum(axis=1)
+                exps.append(e)
+            else:
+                kept[k] = self.cores[k]
+        return self._absorb(fixed, kept, exps)
 
     def __len__(self):
         return self.shape[0]

@@ -283,7 +283,7 @@ def test_wrong_grad_shape_raises(xp):
      "unknown init 'xavier'; expected one of 'glorot', 'he'"),
     (lambda: Linear(3, 2, init=None), TypeError, "init must be a string"),
     (lambda: Linear(3, 2, dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
-    (lambda: Linear(3, 2, rng="seed"), TypeError, "rng must be None, an int seed or a numpy"),
+    (lambda: Linear(3, 2, rng="seed"), TypeError, "rng must be None, a non-negative int seed, .*got str"),
     (lambda: Linear(3, 2, xp="torch"), ValueError, "unknown backend 'torch'"),
     (lambda: Dropout(1.0), ValueError, r"Dropout p must be in \[0, 1\), got 1.0"),
     (lambda: Dropout(-0.1), ValueError, r"Dropout p must be in \[0, 1\), got -0.1"),

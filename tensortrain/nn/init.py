@@ -26,6 +26,7 @@ import numbers
 import numpy as np
 
 from .._backend import asarray, resolve_xp
+from .._validation import make_rng as _make_rng
 
 __all__ = [
     "INITS",
@@ -112,19 +113,14 @@ def he_std(fan_in) -> float:
 
 
 def make_rng(rng=None) -> np.random.Generator:
-    """A NumPy ``Generator`` from ``None`` (fresh entropy), an int seed or a ``Generator``.
+    """A NumPy ``Generator`` from ``None`` (fresh entropy), an int seed, a ``SeedSequence`` or
+    a ``Generator`` (see :func:`tensortrain._validation.make_rng`, the one helper the whole
+    package uses).
 
     A ``Generator`` is returned as is (the caller's stream advances); a legacy
-    ``RandomState`` or anything else raises ``TypeError``.
+    ``RandomState`` or anything else raises ``TypeError``, a negative seed a ``ValueError``.
     """
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        if rng is not None and rng < 0:
-            raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
-        return np.random.default_rng(rng)
-    if isinstance(rng, np.random.Generator):
-        return rng
-    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got "
-                    f"{type(rng).__name__}")
+    return _make_rng(rng)
 
 
 def normal(shape, std, dtype=np.float32, xp=None, rng=None):

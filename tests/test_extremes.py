@@ -386,6 +386,34 @@ def test_property_round_eps_bound(dtype, eps, data):
     assert all(rb <= ra for ra, rb in zip(a.ranks, b.ranks))
 
 
+def _close_in_dtype(got, exact: Fraction, dtype, scale: Fraction, tol):
+    """``got`` (a dtype scalar) against the exact value: within ``tol`` relative to ``scale``
+    (the sum of absolute values, which bounds the round-off), or both beyond the range."""
+    info = np.finfo(dtype)
+    if abs(exact) > Fraction(float(info.max)) * (1 + Fraction(1, 100)):
+        assert not np.isfinite(got) or abs(got) >= info.max / 2
+        return
+    assert np.isfinite(got)
+    assert abs(Fraction(float(got)) - exact) <= tol * scale + Fraction(float(info.smallest_subnormal))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@_settings
+@given(data=st.data())
+def test_property_full_sum_and_entries(dtype, data):
+    x = data.draw(extreme_tt(dtype))
+    entries = exact_entries(x.cores)
+    mags = [abs(v) for v in exact_entries([np.abs(c) for c in x.cores])]
+    tol = Fraction(64 * ulp_rel(dtype))
+    full = x.full().reshape(-1)
+    for got, exact, mag in zip(full, entries, mags):
+        _close_in_dtype(got, exact, dtype, mag, tol)
+    idx = tuple(data.draw(st.integers(0, n - 1)) for n in x.shape)
+    flat = int(np.ravel_multi_index(idx, x.shape))
+    _close_in_dtype(x[idx], entries[flat], dtype, mags[flat], tol)
+    _close_in_dtype(x.sum(), sum(entries, Fraction(0)), dtype, sum(mags, Fraction(0)), tol)
+
+
 @st.composite
 def extreme_dense(draw, dtype):
     d = draw(st.integers(1, 4))

@@ -23,15 +23,20 @@ __all__ = [
 ]
 
 
-def full(cores):
-    """Contract the cores to the dense tensor of shape ``(n_1, ..., n_d)`` (a new array).
+def full(cores, flat=False):
+    """Contract the cores to the dense tensor of shape ``(n_1, ..., n_d)`` (a new array), or
+    to its C-order vector with ``flat=True`` (for any ``d``; an ndarray has at most 64 axes).
 
     The cores are scaled by powers of two first and the total power is applied to the result,
     so a product that is representable is computed even when partial products of the cores
-    are not (cores ``1e200, 1e200, 1e-200, 1e-200``).
+    are not (cores ``1e200, 1e200, 1e-200, 1e-200``).  Single-precision cores are contracted
+    in double precision and the result rounded once, so entries far below the largest ones
+    do not underflow on the way.
     """
     xp = get_xp(*cores)
-    scaled = [_scaling.normalize(c) for c in cores]
+    dtype = cores[0].dtype
+    wide = _scaling.wide_dtype(dtype)
+    scaled = [_scaling.normalize(c.astype(wide, copy=False)) for c in cores]
     exp2 = _scaling.host_exponent_sum([e for _, e in scaled])
     first = scaled[0][0]
     res = first.reshape(first.shape[1], first.shape[2])
@@ -40,11 +45,11 @@ def full(cores):
         r0, n, r1 = c.shape
         res = xp.matmul(res, c.reshape(r0, n * r1)).reshape(-1, r1)
         modes.append(n)
-    res = res.reshape(modes)
-    if exp2:
-        with np.errstate(over="ignore", under="ignore"):
+    with np.errstate(over="ignore", under="ignore"):
+        if exp2:
             res = _scaling.ldexp(res, exp2)
-    return res
+        res = res.astype(dtype, copy=False)
+    return res.reshape(-1) if flat else res.reshape(modes)
 
 
 def add(a, b):

@@ -22,8 +22,13 @@ import numpy as np
 
 from ._backend import get_xp, to_host
 
-__all__ = ["max_abs", "exponent", "ldexp", "normalize", "host_exponent_sum", "apply_pow2",
+__all__ = ["wide_dtype", "max_abs", "exponent", "ldexp", "normalize", "host_exponent_sum", "apply_pow2",
            "core_exponents", "scalar_ldexp", "safe_exponent_window"]
+
+
+def wide_dtype(dtype):
+    """The double-precision dtype of the same kind (float64 or complex128)."""
+    return np.dtype(np.complex128 if np.dtype(dtype).kind == "c" else np.float64)
 
 
 def max_abs(a):
@@ -89,7 +94,7 @@ def safe_exponent_window(dtype) -> tuple:
     return (info.minexp // 2, info.maxexp // 2)
 
 
-def apply_pow2(cores, e, k):
+def apply_pow2(cores, e, k, dtype=None):
     """Multiply the tensor of ``cores`` by ``2**e`` (exactly), without leaving the dtype's range.
 
     The factor goes into core ``k`` when that core's largest entry then stays inside
@@ -101,7 +106,7 @@ def apply_pow2(cores, e, k):
     if e == 0:
         return list(cores)
     out = list(cores)
-    lo, hi = safe_exponent_window(out[k].dtype)
+    lo, hi = safe_exponent_window(out[k].dtype if dtype is None else dtype)
     mags = core_exponents(out)
     if lo <= mags[k] + e <= hi:
         out[k] = ldexp(out[k], e)

@@ -86,10 +86,9 @@ def tt_svd(a, modes, eps=0.0, max_rank=None):
     """
     xp = get_xp(a)
     d = len(modes)
-    c = a.reshape(modes)
     if d == 1:
-        return [xp.array(c.reshape(1, modes[0], 1), copy=True)]
-    flat = c.reshape(-1)
+        return [xp.array(a.reshape(1, modes[0], 1), copy=True)]
+    flat = a.reshape(-1)
     e = int(to_host(_scaling.exponent(_scaling.max_abs(flat))))
     lo, hi = _scaling.safe_exponent_window(flat.dtype)
     # a quarter of the range each way: the sum of the squares of any number of entries that

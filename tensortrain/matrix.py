@@ -101,10 +101,9 @@ class TTMatrix(_TTBase):
             padded = xp.zeros((Mp, Np), dtype=a.dtype)
             padded[: a.shape[0], : a.shape[1]] = a
             a = padded
-        t = a.reshape(tuple(row_modes) + tuple(col_modes))
-        perm = [p for k in range(dd) for p in (k, dd + k)]
-        t = xp.transpose(t, perm).reshape([m * n for m, n in zip(row_modes, col_modes)])
-        cores3 = decompositions.tt_svd(xp.ascontiguousarray(t), t.shape, eps, caps)
+        t = _interleave(a, row_modes, col_modes)
+        modes3 = tuple(m * n for m, n in zip(row_modes, col_modes))
+        cores3 = decompositions.tt_svd(t, modes3, eps, caps)
         cores = [c.reshape(c.shape[0], m, n, c.shape[2])
                  for c, m, n in zip(cores3, row_modes, col_modes)]
         return cls(cores, logical)
@@ -183,11 +182,8 @@ class TTMatrix(_TTBase):
     # ---- dense views ---------------------------------------------------------------------------
     def full(self):
         """The dense ``(M, N)`` matrix.  Memory ``O(M N)``: for small matrices and checks."""
-        d = self.d
-        t = _cores.full(self._cores3()).reshape(
-            [x for m, n in zip(self.row_modes, self.col_modes) for x in (m, n)])
-        perm = list(range(0, 2 * d, 2)) + list(range(1, 2 * d, 2))
-        mat = self.xp.transpose(t, perm).reshape(self.padded_shape)
+        mat = _deinterleave(_cores.full(self._cores3(), flat=True), self.row_modes,
+                            self.col_modes).reshape(self.padded_shape)
         M, N = self.shape
         return mat[:M, :N] if self.is_padded else mat
 
@@ -330,3 +326,39 @@ def _mask_axis(core, mask, axis):
         c = core[:, None, :, :, :, None] * mask[None, :, :, None, None, :]
     s = c.shape
     return xp.ascontiguousarray(c).reshape(s[0] * s[1], s[2], s[3], s[4] * s[5])
+
+
+def _mode_axes(row_modes, col_modes):
+    """Axes ``(kind, k)`` of the modes other than 1, in the interleaved order ``m_1 n_1 m_2 ...``.
+
+    Leaving out the modes of size 1 keeps every reshape and transpose far below the 64
+    dimensions an ndarray may have, for any number of cores: ``k`` axes of size >= 2 hold
+    at least ``2**k`` entries.
+    """
+    return [(kind, k) for k, (m, n) in enumerate(zip(row_modes, col_modes))
+            for kind, x in (("r", m), ("c", n)) if x != 1]
+
+
+def _interleave(a, row_modes, col_modes):
+    """The ``(prod m, prod n)`` matrix ``a`` as a C-order vector over ``(i_1 j_1 i_2 j_2 ...)``."""
+    xp = get_xp(a)
+    axes = _mode_axes(row_modes, col_modes)
+    rows = [ax for ax in axes if ax[0] == "r"]
+    cols = [ax for ax in axes if ax[0] == "c"]
+    src = rows + cols                                   # the C-order axes of a
+    sizes = {("r", k): m for k, m in enumerate(row_modes)}
+    sizes.update({("c", k): n for k, n in enumerate(col_modes)})
+    t = a.reshape([sizes[ax] for ax in src])
+    return xp.ascontiguousarray(xp.transpose(t, [src.index(ax) for ax in axes])).reshape(-1)
+
+
+def _deinterleave(v, row_modes, col_modes):
+    """Inverse of :func:`_interleave`: a vector over ``(i_1 j_1 ...)`` to ``(rows, columns)``."""
+    xp = get_xp(v)
+    axes = _mode_axes(row_modes, col_modes)
+    sizes = {("r", k): m for k, m in enumerate(row_modes)}
+    sizes.update({("c", k): n for k, n in enumerate(col_modes)})
+    t = v.reshape([sizes[ax] for ax in axes])
+    dst = [ax for ax in axes if ax[0] == "r"] + [ax for ax in axes if ax[0] == "c"]
+    return xp.transpose(t, [axes.index(ax) for ax in dst]).reshape(
+        math.prod(row_modes), math.prod(col_modes))

@@ -104,6 +104,10 @@ class TTTensor(_TTBase):
     # ---- dense views ---------------------------------------------------------------------------
     def full(self):
         """The dense tensor.  Memory ``O(prod n_k)``: for small tensors and checks."""
+        if self.ndim > 64:
+            raise ShapeError(
+                f"full() of a TTTensor with d={self.ndim} modes cannot be an ndarray: NumPy and "
+                f"CuPy arrays have at most 64 dimensions (use indexing, sum or dot instead)")
         return _cores.full(self.cores)
 
     # ---- indexing and reductions -------------------------------------------------------------
@@ -161,21 +165,24 @@ class TTTensor(_TTBase):
 
         Every matrix and kept core is scaled by a power of two first and the running product
         after every step, so a representable entry or sum comes out right even when partial
-        products of the cores are not representable.
+        products of the cores are not representable.  Single precision is computed in double
+        precision and rounded once at the end.
         """
         xp = self.xp
+        dtype = self.dtype
+        wide = _scaling.wide_dtype(dtype)
         out = []
         exps = list(exps)
         pending = None
         for k in range(self.ndim):
             if k in fixed:
-                mat, e = _scaling.normalize(fixed[k])
+                mat, e = _scaling.normalize(fixed[k].astype(wide, copy=False))
                 exps.append(e)
                 pending = mat if pending is None else pending @ mat
                 pending, e = _scaling.normalize(pending)
                 exps.append(e)
             else:
-                core, e = _scaling.normalize(kept[k])
+                core, e = _scaling.normalize(kept[k].astype(wide, copy=False))
                 exps.append(e)
                 if pending is not None:
                     core = xp.tensordot(pending, core, axes=([1], [0]))
@@ -186,8 +193,10 @@ class TTTensor(_TTBase):
         if not out:
             total = xp.sum(xp.stack([xp.asarray(e).astype(np.int64) for e in exps]))
             with np.errstate(over="ignore", under="ignore"):
-                return _scaling.ldexp(pending.reshape(()), total)[()]
-        return TTTensor(_scaling.apply_pow2(out, _scaling.host_exponent_sum(exps), 0))
+                return _scaling.ldexp(pending.reshape(()), total).astype(dtype)[()]
+        # balance in double precision, then round each core once
+        out = _scaling.apply_pow2(out, _scaling.host_exponent_sum(exps), 0, dtype)
+        return TTTensor([c.astype(dtype, copy=False) for c in out])
 
     def sum(self, axis=None):
         """Sum over all entries (a scalar) or over the modes in ``axis`` (a TTTensor).

@@ -42,8 +42,8 @@ def _positive_float(text):
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not v > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
     return v
 
 
@@ -69,9 +69,12 @@ def _add_train_mnist(sub):
                           "network)")
     p.add_argument("--save", metavar="PATH", default=None,
                    help="write the trained model to PATH (.npz; load it with "
-                        "tensortrain.nn.serialization.load_model)")
+                        "tensortrain.nn.load_model). PATH is checked before training; if "
+                        "writing still fails afterwards, the model goes to a new file in the "
+                        "temporary directory, named on stderr, and the exit status is 1")
     p.add_argument("--plot", metavar="PATH", default=None,
-                   help="draw loss and accuracy curves into PATH (needs matplotlib)")
+                   help="draw loss and accuracy curves into PATH (needs matplotlib; the "
+                        "format follows the extension, .png when there is none)")
     first = p.add_mutually_exclusive_group()
     first.add_argument("--dense", action="store_true",
                        help="a dense Linear(1024, 1024) first layer instead of the TT layer")
@@ -83,7 +86,7 @@ def _add_train_mnist(sub):
                    help="mini-batch size (default 100)")
     p.add_argument("--val", type=_nonnegative_int, default=1000,
                    help="training digits held out for validation (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--seed", type=_nonnegative_int, default=0, help="random seed (default 0)")
     p.add_argument("--optimizer", choices=["sgd", "adam", "adamw"], default="adam",
                    help="optimizer (default adam)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -105,15 +108,54 @@ def _run_train_mnist(parser, args):
     if kind == "mr" and args.matrix_rank > HIDDEN:
         parser.error(f"--matrix-rank must be at most {HIDDEN}")
     try:
-        train_mnist(kind=kind, modes=args.modes, rank=args.rank,
-                    matrix_rank=args.matrix_rank, epochs=args.epochs, device=args.device,
-                    data=args.data, download=args.download, save=args.save, lr=args.lr,
-                    batch_size=args.batch_size, val=args.val, seed=args.seed,
-                    optimizer=args.optimizer, progress=not args.no_progress,
-                    limit=args.limit, plot=args.plot)
-    except (MNISTDownloadError, FileNotFoundError, FloatingPointError, TTError,
-            ImportError, ValueError) as exc:
-        print(f"train-mnist: error: {exc}", file=sys.stderr)
+        result = train_mnist(kind=kind, modes=args.modes, rank=args.rank,
+                             matrix_rank=args.matrix_rank, epochs=args.epochs,
+                             device=args.device, data=args.data, download=args.download,
+                             save=args.save, lr=args.lr, batch_size=args.batch_size,
+                             val=args.val, seed=args.seed, optimizer=args.optimizer,
+                             progress=not args.no_progress, limit=args.limit, plot=args.plot)
+    except (MNISTDownloadError, OSError, FloatingPointError, TTError, ImportError, ValueError,
+            MemoryError) as exc:
+        print(f"train-mnist: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    # the model is safe in the fallback file (named on stderr), but PATH was not written
+    return 1 if "save_error" in result else 0
+
+
+def _one_line(exc):
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _add_demo(sub):
+    p = sub.add_parser("demo", help="compress a built-in matrix, print ranks, "
+                                    "compression, error and matvec timings against dense")
+    p.add_argument("--size", type=int, default=4096,
+                   help="matrix size n (n x n; default 4096). A size whose estimated peak "
+                        "memory exceeds the available memory is refused before anything is "
+                        "allocated, with the largest --size that fits")
+    p.add_argument("--eps", type=float, default=1e-6, help="relative accuracy of TT-SVD")
+    p.add_argument("--max-rank", type=int, default=None, help="cap on every TT-rank")
+    p.add_argument("--batch", type=int, default=64, help="batch of the matrix product")
+    return p
+
+
+def _run_demo(parser, args):
+    import math  # noqa: PLC0415
+
+    from .demo import run  # noqa: PLC0415
+
+    if args.size < 1 or args.batch < 1:
+        parser.error("--size and --batch must be >= 1")
+    if not (args.eps >= 0 and math.isfinite(args.eps)):
+        parser.error(f"--eps must be a finite number >= 0, got {args.eps}")
+    if args.max_rank is not None and args.max_rank < 1:
+        parser.error(f"--max-rank must be >= 1, got {args.max_rank}")
+    try:
+        run(n=args.size, eps=args.eps, max_rank=args.max_rank, batch=args.batch)
+    except MemoryError as exc:
+        print(f"demo: error: {_one_line(exc) if str(exc) else 'out of memory'}",
+              file=sys.stderr)
         return 1
     return 0
 
@@ -122,26 +164,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m tensortrain",
                                      description="tensortrain command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="compress a built-in matrix, print ranks, "
-                                       "compression, error and matvec timings against dense")
-    demo.add_argument("--size", type=int, default=4096, help="matrix size n (n x n)")
-    demo.add_argument("--eps", type=float, default=1e-6, help="relative accuracy of TT-SVD")
-    demo.add_argument("--max-rank", type=int, default=None, help="cap on every TT-rank")
-    demo.add_argument("--batch", type=int, default=64, help="batch of the matrix product")
+    demo = _add_demo(sub)
     train = _add_train_mnist(sub)
     args = parser.parse_args(argv)
     if args.command == "train-mnist":
         return _run_train_mnist(train, args)
     if args.command == "demo":
-        from .demo import run  # noqa: PLC0415
-
-        if args.size < 1 or args.batch < 1:
-            parser.error("--size and --batch must be >= 1")
-        if not args.eps >= 0:
-            parser.error(f"--eps must be a number >= 0, got {args.eps}")
-        if args.max_rank is not None and args.max_rank < 1:
-            parser.error(f"--max-rank must be >= 1, got {args.max_rank}")
-        run(n=args.size, eps=args.eps, max_rank=args.max_rank, batch=args.batch)
+        return _run_demo(demo, args)
     return 0
 
 

@@ -9,7 +9,10 @@ a :class:`~tensortrain.nn.tt_layer.TTLinear`, a dense ``Linear`` (``kind='dense'
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -74,21 +77,137 @@ def _describe(config):
     return f"low-rank (MR) Linear 1024 -> {first['out_features']} -> 1024"
 
 
+def _check_output_path(path, action, example):
+    """Raise an ``OSError`` with a one-line message unless a file can be created at ``path``.
+
+    ``action`` completes "cannot ..." (e.g. "save the model to"); ``example`` is a file name to
+    suggest when ``path`` is a directory.  The directory is probed by creating (and removing)
+    a temporary file in it, which also catches read-only file systems.
+    """
+    p = os.fsdecode(os.fspath(path))
+    head = f"cannot {action} {p!r}"
+    if not p:
+        raise FileNotFoundError(f"cannot {action} an empty path")
+    if os.path.isdir(p):
+        raise IsADirectoryError(f"{head}: it is a directory; name a file, e.g. "
+                                f"{os.path.join(p, example)!r}")
+    if p.endswith(("/", os.sep)):
+        raise IsADirectoryError(f"{head}: a path ending in {p[-1]!r} names a directory; name "
+                                f"a file, e.g. {os.path.join(p, example)!r}")
+    real = os.path.realpath(p)
+    parent = os.path.dirname(real)
+    if not os.path.exists(parent):
+        raise FileNotFoundError(f"{head}: the directory {parent!r} does not exist")
+    if not os.path.isdir(parent):
+        raise NotADirectoryError(f"{head}: {parent!r} is not a directory")
+    if os.path.exists(real) and not os.access(real, os.W_OK):
+        raise PermissionError(f"{head}: the file exists and is not writable")
+    if os.path.exists(real) and not os.path.isfile(real):
+        return  # a device or FIFO such as /dev/null: written directly, nothing to create
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=".tensortrain-probe-")
+    except OSError as exc:
+        raise type(exc)(f"{head}: cannot create files in {parent!r} "
+                        f"({exc.strerror or exc})") from None
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _plot_path(plot):
+    """The file ``History.plot`` will write for ``plot``, checked before training.
+
+    Needs matplotlib.  Without an extension matplotlib appends its default format's (".png");
+    the returned path includes it, so that the report names the file really written.
+    """
+    try:
+        import matplotlib  # noqa: PLC0415
+        from matplotlib.backend_bases import FigureCanvasBase  # noqa: PLC0415
+    except ImportError as exc:
+        raise ImportError("plotting the curves needs matplotlib: install the 'plot' extra, "
+                          "pip install 'tensortrain[plot]'") from exc
+    p = os.fsdecode(os.fspath(plot))
+    ext = os.path.splitext(p)[1][1:].lower()
+    if not ext and p and not p.endswith(("/", os.sep)) and not os.path.isdir(p):
+        ext = str(matplotlib.rcParams["savefig.format"]).lower()
+        p = p.rstrip(".") + "." + ext
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if ext and ext not in formats:
+        raise ValueError(f"cannot draw the curves into {p!r}: matplotlib does not write "
+                         f".{ext} files; use one of {', '.join(sorted(formats))}")
+    _check_output_path(p, "draw the curves into", "curves.png")
+    return p
+
+
+def _save_with_fallback(path, model, config, warn):
+    """Save to ``path``; if that fails with an ``OSError``, save to a new file in the temporary
+    directory instead.  Returns ``(path written, reason the first save failed or None)``.
+
+    Raises ``OSError`` (naming both failures) when the fallback fails too.
+    """
+    from .serialization import save_model  # noqa: PLC0415
+
+    target = os.fsdecode(os.fspath(path))
+    try:
+        save_model(target, model, config)
+        return target, None
+    except OSError as exc:
+        reason = str(exc)
+    fallback = None
+    try:
+        stem = os.path.splitext(os.path.basename(target))[0] or "model"
+        fd, fallback = tempfile.mkstemp(prefix=f"tensortrain-{stem}-", suffix=".npz")
+        os.close(fd)
+        save_model(fallback, model, config)
+    except OSError as exc:
+        if fallback is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(fallback)
+        where = repr(fallback) if fallback else f"a new file in {tempfile.gettempdir()!r}"
+        raise OSError(f"could not save the model to {target!r} ({reason}), nor to the fallback "
+                      f"{where} ({exc}); the trained model was not saved") from exc
+    warn(f"train-mnist: warning: could not save the model to {target!r} ({reason}); saved it "
+         f"to {fallback!r} instead")
+    return fallback, reason
+
+
 def train_mnist(*, kind="tt", modes=(4, 8, 8, 4), rank=8, matrix_rank=None, epochs=20,
                 device="numpy", data=None, download=False, save=None, lr=1e-3,
                 batch_size=100, val=1000, seed=0, optimizer="adam", progress=True, limit=None,
-                plot=None, out=None):
-    """Train the MNIST network and print a report; returns a dict of the results."""
+                plot=None, out=None, err=None):
+    """Train the MNIST network and print a report; returns a dict of the results.
+
+    ``save`` and ``plot`` are checked before the data are loaded (the directory exists and
+    accepts new files, the path is not a directory, matplotlib and the plot's format are
+    available): a bad path raises an ``OSError`` (``ValueError`` for an unknown plot format,
+    ``ImportError`` without matplotlib) before any training.  If saving still fails after
+    training, a one-line warning goes to ``err`` (stderr by default) and the model is saved
+    to a new file in the temporary directory instead; the result's ``'saved'`` entry is the
+    file written and ``'save_error'`` the reason the first attempt failed.  An ``OSError`` is
+    raised only if that fallback fails too.
+    """
     from ..datasets import load_mnist, preprocess, train_val_split  # noqa: PLC0415
     from . import optim  # noqa: PLC0415
-    from .serialization import build_model, save_model  # noqa: PLC0415
+    from .serialization import build_model  # noqa: PLC0415
     from .train import evaluate, fit, format_epoch  # noqa: PLC0415
 
     out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
 
     def say(*a):
         print(*a, file=out, flush=True)
 
+    def warn(line):
+        print(line, file=err, flush=True)
+
+    # everything that can be checked before training is checked here, first
+    if save is not None:
+        _check_output_path(save, "save the model to", "model.npz")
+    if plot is not None:
+        plot = _plot_path(plot)
+        if save is not None and os.path.realpath(os.fspath(save)) == os.path.realpath(plot):
+            raise ValueError(f"the model and the curves would both be written to {plot!r}; "
+                             f"give two different paths")
     xp = resolve_xp(device)
     ds = load_mnist(path=data, download=download)
     images, labels = ds.train_images, ds.train_labels
@@ -137,10 +256,18 @@ def train_mnist(*, kind="tt", modes=(4, 8, 8, 4), rank=8, matrix_rank=None, epoc
     if save is not None:
         config["meta"]["trained"] = {"epochs": history.epochs, "seed": seed,
                                      "data": ds.source, "date": time.strftime("%Y-%m-%d")}
-        save_model(save, model, config)
-        say(f"saved model to {save}")
+        written, failure = _save_with_fallback(save, model, config, warn)
+        say(f"saved model to {written}")
+        result["saved"] = written
+        if failure is not None:
+            result["save_error"] = failure
     if plot is not None:
-        history.plot(plot, title=_describe(config))
+        try:
+            history.plot(plot, title=_describe(config))
+        except OSError as exc:
+            raise OSError(f"could not draw the curves into {plot!r}: {exc}"
+                          + (f" (the model was saved to {result['saved']})"
+                             if "saved" in result else "")) from exc
         say(f"saved curves to {plot}")
     result["model"] = model
     return result

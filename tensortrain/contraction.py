@@ -4,25 +4,55 @@
 ``(B, n_1 * ... * n_d)``.  The input is absorbed core block by core block; a *block* is a run
 of neighbouring cores merged into one before it meets the data.  The state after absorbing the
 cores ``i..j`` holds the indices ``(b, n_1..n_{i-1}, r_{i-1}, m_i..m_j, r_j, n_{j+1}..n_d)``, so
-its size, and the cost of every next step, depend only on ``(i, j)``.  A dynamic program over
-these intervals finds the plan with the fewest FLOPs among all orders (left-to-right,
-right-to-left, middle-out) and all groupings of neighbouring cores, including the extreme of
-merging every core into the dense matrix.  Ties are broken by peak temporary memory.
+its size, and the cost of every next step, depend only on ``(i, j)``.  Plans are chosen by
+FLOPs (merging the cores of a block included), ties broken by peak temporary memory.
 
-Plans are cached per ``(row modes, column modes, ranks, batch, itemsize)``.  Each step is one
-(batched) GEMM on a view of the state, never a transposing copy of the data (see
-:func:`execute`).
+**The search.**  Every candidate step costs ``O(1)``: the sizes it needs are read from prefix
+products of the modes, never recomputed over the cores.
+
+* ``d <= EXACT_MAX_CORES`` (32): a dynamic program over all intervals ``(i, j)`` finds the
+  cheapest plan among *all* orders (left-to-right, right-to-left, middle-out) and *all*
+  groupings of neighbouring cores, including the extreme of merging every core into the dense
+  matrix.  It evaluates ``O(d^3)`` candidate steps (about 1,500 at ``d = 16``, 11,000 at
+  ``d = 32``).
+* ``d > EXACT_MAX_CORES``: the search is restricted to *block sweeps from either end*: the
+  absorbed interval always contains the first or the last core (states ``(0, j)`` and
+  ``(i, d - 1)``) and each step absorbs a block of at most ``SWEEP_MAX_BLOCK`` (16)
+  neighbouring cores.  A dynamic program over these ``2 d`` states finds the cheapest such
+  plan in ``O(d * SWEEP_MAX_BLOCK)`` candidate steps, so planning time grows about linearly
+  with ``d``.
+
+Guarantees: both searches contain the two one-core-at-a-time sweeps
+(:func:`fixed_sweep_plan`), so a plan never has more FLOPs than the better of them; every plan
+the restricted search can return is also a candidate of the exact one, so where both apply
+the exact plan is never more expensive.  Middle-out orders and blocks wider than
+``SWEEP_MAX_BLOCK`` are only found for ``d <= EXACT_MAX_CORES``.
+
+**Blocks of any width.**  A merged block is built core by core as a 4-D array
+``(r, M, N, r')`` (``M``, ``N`` the products of its row and column modes, in C order), never
+with one axis per mode, so blocks of any number of cores stay within NumPy's limit of 64
+dimensions.  Each step is one (batched) GEMM on a view of the state, never a transposing copy
+of the data (see :func:`execute`).  Plans are cached per ``(row modes, column modes, ranks,
+batch, itemsize)``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import lru_cache
+from itertools import accumulate
+from operator import mul
 
 from ._backend import get_xp
 
 __all__ = ["ContractionPlan", "Step", "plan_matmat", "plan_from_blocks", "fixed_sweep_plan", "execute"]
+
+#: Trains of at most this many cores are planned by the exact search over all intervals.
+EXACT_MAX_CORES = 32
+#: Above :data:`EXACT_MAX_CORES`, the most cores one block of a block sweep may merge.
+SWEEP_MAX_BLOCK = 16
 
 
 @dataclass(frozen=True)
@@ -34,6 +64,14 @@ class Step:
     flops: int          # of the GEMM with the data
     merge_flops: int    # of merging the block's cores into one
     state_size: int     # elements of the state after the step
+
+
+def _ratio_str(num, den, fmt):
+    """``num / den`` formatted; counts beyond ``1e15`` (plans of very long trains, even
+    beyond the range of a float) in scientific notation."""
+    if num < 10**15 * den:
+        return format(num / den, fmt)
+    return format(Decimal(num) / Decimal(den), ".3e")
 
 
 @dataclass(frozen=True)
@@ -81,35 +119,58 @@ class ContractionPlan:
         blocks = " -> ".join(
             f"[{s.lo + 1}]" if s.lo == s.hi else f"[{s.lo + 1}..{s.hi + 1}]" for s in self.steps
         )
-        return (f"{blocks}: {self.flops / 1e6:.3f} MFLOP "
-                f"({self.dense_flops / max(self.flops, 1):.1f}x fewer than dense), "
-                f"peak {self.peak_bytes / 2**20:.3f} MiB")
+        return (f"{blocks}: {_ratio_str(self.flops, 10**6, '.3f')} MFLOP "
+                f"({_ratio_str(self.dense_flops, max(self.flops, 1), '.1f')}x fewer than dense), "
+                f"peak {_ratio_str(self.peak_bytes, 2**20, '.3f')} MiB")
 
 
-def _merge_flops(m, n, r, lo, hi):
-    """FLOPs of merging cores lo..hi left to right."""
-    total = 0
-    rows = r[lo] * m[lo] * n[lo]  # (r_lo, m n) grows as cores are merged
-    for t in range(lo + 1, hi + 1):
-        total += 2 * rows * r[t] * m[t] * n[t] * r[t + 1]
-        rows *= m[t] * n[t]
-    return total
+# ---- sizes -------------------------------------------------------------------------------------
+def _prefix(v):
+    """``[1, v0, v0 v1, ..., prod(v)]``: ``d + 1`` prefix products."""
+    return [1] + list(accumulate(v, mul))
+
+
+def _suffix(v):
+    """``s[k] = prod(v[k:])`` for ``k = 0..d``."""
+    return list(reversed(_prefix(reversed(v))))
+
+
+def _ints(v):
+    """A tuple of Python ints (exact sizes: NumPy integers would overflow on long trains)."""
+    return tuple(int(x) for x in v)
+
+
+def _check_shape(m, n, r):
+    d = len(m)
+    if d < 1 or len(n) != d or len(r) != d + 1:
+        raise ValueError(f"need d >= 1 row and column modes and d + 1 ranks, got {len(m)} "
+                         f"row modes, {len(n)} column modes and {len(r)} ranks")
+    if min(m) < 1 or min(n) < 1 or min(r) < 1:
+        raise ValueError(f"modes and ranks must be >= 1, got row modes {m}, column modes {n}, "
+                         f"ranks {r}")
 
 
 class _Costs:
-    """Sizes and FLOPs of the interval states for one shape."""
+    """Sizes and FLOPs of the interval states for one shape, each in ``O(1)``."""
 
     def __init__(self, m, n, r, B):
         self.m, self.n, self.r, self.B = m, n, r, B
         d = len(m)
-        self.npre = [math.prod(n[:i]) for i in range(d + 1)]
-        self.nsuf = [math.prod(n[i:]) for i in range(d + 1)]
+        self.mpre, self.npre, self.nsuf = _prefix(m), _prefix(n), _suffix(n)
+        # merging lo..hi left to right costs 2 r_lo sum_{t=lo+1}^{hi} P[t+1]/P[lo] r_t r_{t+1}
+        # with P the prefix products of m_k n_k; S holds the prefix sums of P[t+1] r_t r_{t+1}
+        self.P = _prefix([m[k] * n[k] for k in range(d)])
+        self.S = [0] + list(accumulate(self.P[t + 1] * r[t] * r[t + 1] for t in range(d)))
 
     def mseg(self, i, j):
-        return math.prod(self.m[i:j + 1])
+        return self.mpre[j + 1] // self.mpre[i]
 
     def nseg(self, i, j):
-        return math.prod(self.n[i:j + 1])
+        return self.npre[j + 1] // self.npre[i]
+
+    def merge(self, lo, hi):
+        """FLOPs of merging cores lo..hi left to right (0 for one core)."""
+        return 2 * self.r[lo] * ((self.S[hi + 1] - self.S[lo + 1]) // self.P[lo])
 
     def state(self, i, j):
         """Elements of the state after absorbing cores i..j."""
@@ -126,7 +187,10 @@ class _Costs:
         Returns ``(Step, new_interval, elements_held)``.
         """
         r, B = self.r, self.B
-        merge = _merge_flops(self.m, self.n, r, lo, hi)
+        d = len(self.m)
+        if not 0 <= lo <= hi < d:
+            raise ValueError(f"block {lo}..{hi} is not a run of the {d} cores")
+        merge = self.merge(lo, hi)
         if interval is None:
             i, j = lo, hi
             before = B * self.npre[-1]
@@ -146,45 +210,161 @@ class _Costs:
                 contracted = r[i] * self.nseg(lo, hi)
                 new = self.mseg(lo, hi) * r[lo]
                 i = lo
-            else:  # pragma: no cover - internal misuse
-                raise ValueError(f"block {lo}..{hi} is not next to {interval}")
+            else:
+                raise ValueError(f"block {lo}..{hi} is not next to the absorbed cores "
+                                 f"{i}..{j}")
         fl = 2 * free * contracted * new
         after = self.state(i, j)
         held = (0 if interval is None else before) + after + self.core_size(lo, hi)
         return Step(lo, hi, fl, merge, after), (i, j), held
 
 
-def _solve(m, n, r, B):
+# ---- the two searches ----------------------------------------------------------------------------
+def _blocks_from(table, end):
+    """Follow the ``prev`` links of a DP table back from ``end``; blocks in absorbing order."""
+    blocks = []
+    key = end
+    while key is not None:
+        entry = table[key]
+        blocks.append((entry[3], entry[4]))
+        key = entry[2]
+    return blocks[::-1]
+
+
+def _solve_exact(m, n, r, B):
+    """Cheapest plan over all orders and groupings: ``O(d^3)`` steps of ``O(1)`` each."""
     d = len(m)
-    costs = _Costs(m, n, r, B)
+    npre, nsuf = _prefix(n), _suffix(n)
+    # per-block tables, filled incrementally: products of the modes and merge FLOPs
+    mseg = [[0] * d for _ in range(d)]
+    nseg = [[0] * d for _ in range(d)]
+    merge = [[0] * d for _ in range(d)]
+    for i in range(d):
+        pm = pn = 1
+        mf = 0
+        rows = r[i] * m[i] * n[i]
+        for j in range(i, d):
+            pm *= m[j]
+            pn *= n[j]
+            if j > i:
+                mf += 2 * rows * r[j] * m[j] * n[j] * r[j + 1]
+                rows *= m[j] * n[j]
+            mseg[i][j], nseg[i][j], merge[i][j] = pm, pn, mf
+    state = [[B * npre[i] * r[i] * mseg[i][j] * r[j + 1] * nsuf[j + 1] if j >= i else 0
+              for j in range(d)] for i in range(d)]
+    core = [[r[i] * mseg[i][j] * nseg[i][j] * r[j + 1] if j > i else 0 for j in range(d)]
+            for i in range(d)]
+    # best[(i, j)] = (flops, peak, previous interval, lo, hi of the last block)
     best = {}
 
-    def offer(key, value):
-        if key not in best or value[0] < best[key][0]:
-            best[key] = value
+    def offer(key, c, p, prev, lo, hi):
+        cur = best.get(key)
+        if cur is None or c < cur[0] or (c == cur[0] and p < cur[1]):
+            best[key] = (c, p, prev, lo, hi)
 
     for i in range(d):
         for j in range(i, d):
-            step, key, held = costs.step(None, i, j)
-            offer(key, ((step.flops + step.merge_flops, held), None, step))
-    for length in range(1, d + 1):
+            fl = 2 * (B * npre[i] * nsuf[j + 1]) * nseg[i][j] * (r[i] * mseg[i][j] * r[j + 1])
+            offer((i, j), fl + merge[i][j], state[i][j] + core[i][j], None, i, j)
+    for length in range(1, d):
         for i in range(0, d - length + 1):
             j = i + length - 1
-            if (i, j) not in best:
-                continue
-            (cost, peak), _, _ = best[(i, j)]
-            blocks = [(j + 1, hi) for hi in range(j + 1, d)] + [(lo, i - 1) for lo in range(i)]
-            for lo, hi in blocks:
-                step, key, held = costs.step((i, j), lo, hi)
-                offer(key, ((cost + step.flops + step.merge_flops, max(peak, held)), (i, j), step))
-    steps = []
-    (cost, peak), prev, step = best[(0, d - 1)]
-    while True:
-        steps.append(step)
-        if prev is None:
-            break
-        _, prev, step = best[prev]
-    return tuple(reversed(steps)), int(cost), int(peak)
+            cost, peak = best[(i, j)][:2]
+            before = state[i][j]
+            lo = j + 1
+            left_part = B * npre[i] * r[i] * mseg[i][j]
+            for hi in range(lo, d):        # a block on the right
+                fl = 2 * (left_part * nsuf[hi + 1]) * (r[lo] * nseg[lo][hi]) * (
+                    mseg[lo][hi] * r[hi + 1])
+                held = before + state[i][hi] + core[lo][hi]
+                offer((i, hi), cost + fl + merge[lo][hi], max(peak, held), (i, j), lo, hi)
+            hi = i - 1
+            right_part = mseg[i][j] * r[j + 1] * nsuf[j + 1]
+            for lo in range(i):            # a block on the left
+                fl = 2 * (B * npre[lo] * right_part) * (r[i] * nseg[lo][hi]) * (
+                    mseg[lo][hi] * r[lo])
+                held = before + state[lo][j] + core[lo][hi]
+                offer((lo, j), cost + fl + merge[lo][hi], max(peak, held), (i, j), lo, hi)
+    return _blocks_from(best, (0, d - 1))
+
+
+def _solve_sweeps(m, n, r, B, max_block):
+    """Cheapest block sweep from either end with blocks of at most ``max_block`` cores.
+
+    States are the intervals ``(0, j)`` (grown to the right) and ``(i, d - 1)`` (grown to the
+    left): ``O(d * max_block)`` steps of ``O(1)`` each.
+    """
+    d = len(m)
+    w = max(1, int(max_block))
+    npre, nsuf = _prefix(n), _suffix(n)
+    mpre, msuf = _prefix(m), _suffix(m)
+    rd = r[d]
+
+    def offer(table, key, c, p, prev, lo, hi):
+        cur = table.get(key)
+        if cur is None or c < cur[0] or (c == cur[0] and p < cur[1]):
+            table[key] = (c, p, prev, lo, hi)
+
+    # -- from the left: state (0, j) has B r_0 (m_1..m_{j+1}) r_{j+1} (n_{j+2}..n_d) elements
+    left = {}
+    for j in range(-1, d - 1):      # j = -1: the raw input
+        lo = j + 1
+        if j < 0:
+            cost = peak = before = 0
+        else:
+            cost, peak = left[j][:2]
+            before = B * r[0] * mpre[j + 1] * r[j + 1] * nsuf[j + 1]
+        prev = None if j < 0 else j
+        rin = 1 if j < 0 else r[lo]     # the bond the step contracts (none for the raw input)
+        pm = pn = 1
+        mf = 0
+        rows = r[lo] * m[lo] * n[lo]
+        for hi in range(lo, min(lo + w, d)):
+            pm *= m[hi]
+            pn *= n[hi]
+            if hi > lo:
+                mf += 2 * rows * r[hi] * m[hi] * n[hi] * r[hi + 1]
+                rows *= m[hi] * n[hi]
+            # free (B, r_0, m of the absorbed cores, n after the block) x contracted x new
+            fl = 2 * (B * r[0] * mpre[lo] * nsuf[hi + 1]) * (rin * pn) * (pm * r[hi + 1])
+            after = B * r[0] * mpre[hi + 1] * r[hi + 1] * nsuf[hi + 1]
+            core = r[lo] * pm * pn * r[hi + 1] if hi > lo else 0
+            offer(left, hi, cost + fl + mf, max(peak, before + after + core), prev, lo, hi)
+    # -- from the right: state (i, d-1) has B (n_1..n_i) r_i (m_{i+1}..m_d) r_d elements
+    right = {}
+    for i in range(d, 0, -1):       # i = d: the raw input
+        hi = i - 1
+        if i == d:
+            cost = peak = before = 0
+        else:
+            cost, peak = right[i][:2]
+            before = B * npre[i] * r[i] * msuf[i] * rd
+        prev = None if i == d else i
+        rin = 1 if i == d else r[i]
+        pm = pn = 1
+        acc = 0     # merging lo..hi costs 2 r_lo acc (acc updated as lo moves left)
+        for lo in range(hi, max(hi - w, -1), -1):
+            if lo < hi:
+                acc = m[lo] * n[lo] * (r[lo + 1] * m[lo + 1] * n[lo + 1] * r[lo + 2] + acc)
+            pm *= m[lo]
+            pn *= n[lo]
+            fl = 2 * (B * npre[lo] * msuf[i] * rd) * (rin * pn) * (pm * r[lo])
+            after = B * npre[lo] * r[lo] * msuf[lo] * rd
+            core = r[lo] * pm * pn * r[i] if hi > lo else 0
+            offer(right, lo, cost + fl + 2 * r[lo] * acc, max(peak, before + after + core),
+                  prev, lo, hi)
+    a, b = left[d - 1], right[0]
+    if (b[0], b[1]) < (a[0], a[1]):
+        return _blocks_from(right, 0)
+    return _blocks_from(left, d - 1)
+
+
+def _solve(m, n, r, B, exact_max_cores=None, max_block=None):
+    """The block order of the plan: exact search for short trains, block sweeps beyond."""
+    exact_max_cores = EXACT_MAX_CORES if exact_max_cores is None else exact_max_cores
+    if len(m) <= exact_max_cores:
+        return _solve_exact(m, n, r, B)
+    return _solve_sweeps(m, n, r, B, SWEEP_MAX_BLOCK if max_block is None else max_block)
 
 
 def _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak):
@@ -193,29 +373,44 @@ def _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak)
                            tuple(steps), int(flops), int(peak), int(itemsize), dense)
 
 
+def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores=None,
+                 max_block=None):
+    """Uncached :func:`plan_matmat` with the search limits as arguments (for tests)."""
+    m, n, r = _ints(row_modes), _ints(col_modes), _ints(ranks)
+    _check_shape(m, n, r)
+    blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block)
+    return plan_from_blocks(m, n, r, batch, blocks, itemsize)
+
+
 @lru_cache(maxsize=512)
 def _cached_plan(row_modes, col_modes, ranks, batch, itemsize):
-    steps, flops, peak = _solve(row_modes, col_modes, ranks, batch)
-    return _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak)
+    return _plan_search(row_modes, col_modes, ranks, batch, itemsize)
 
 
 def plan_matmat(row_modes, col_modes, ranks, batch, itemsize=8) -> ContractionPlan:
-    """The cheapest plan (fewest FLOPs, then least memory) for ``X @ W.T`` with ``B = batch``."""
+    """The cheapest plan (fewest FLOPs, then least memory) for ``X @ W.T`` with ``B = batch``.
+
+    Exact over all orders and groupings for up to :data:`EXACT_MAX_CORES` cores, over block
+    sweeps from either end beyond (see the module docstring); never more FLOPs than the better
+    one-core-at-a-time sweep.
+    """
     return _cached_plan(tuple(row_modes), tuple(col_modes), tuple(ranks), int(batch), int(itemsize))
 
 
 def plan_from_blocks(row_modes, col_modes, ranks, batch, blocks, itemsize=8) -> ContractionPlan:
     """A plan that absorbs the given blocks ``[(lo, hi), ...]`` in order (0-based, inclusive)."""
-    costs = _Costs(tuple(row_modes), tuple(col_modes), tuple(ranks), int(batch))
+    m, n, r = _ints(row_modes), _ints(col_modes), _ints(ranks)
+    _check_shape(m, n, r)
+    costs = _Costs(m, n, r, int(batch))
     interval, steps, flops, peak = None, [], 0, 0
     for lo, hi in blocks:
         step, interval, held = costs.step(interval, lo, hi)
         steps.append(step)
         flops += step.flops + step.merge_flops
         peak = max(peak, held)
-    if interval != (0, len(row_modes) - 1):
-        raise ValueError(f"blocks {blocks} do not cover all {len(row_modes)} cores")
-    return _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak)
+    if interval != (0, len(m) - 1):
+        raise ValueError(f"blocks {blocks} do not cover all {len(m)} cores")
+    return _make_plan(m, n, r, batch, itemsize, steps, flops, peak)
 
 
 def fixed_sweep_plan(row_modes, col_modes, ranks, batch, direction="left", itemsize=8):
@@ -225,58 +420,75 @@ def fixed_sweep_plan(row_modes, col_modes, ranks, batch, direction="left", items
     return plan_from_blocks(row_modes, col_modes, ranks, batch, [(k, k) for k in order], itemsize)
 
 
+# ---- merged blocks -------------------------------------------------------------------------------
+def _merge_pair(a, b):
+    """Merge two 4-D blocks ``(r, M, N, s)`` and ``(s, M2, N2, s')`` into
+    ``(r, M M2, N N2, s')`` (row and column indices in C order, ``a``'s slower)."""
+    xp = get_xp(a, b)
+    r, M, N, s = a.shape
+    _, M2, N2, s2 = b.shape
+    six = xp.matmul(a.reshape(r * M * N, s), b.reshape(s, M2 * N2 * s2))
+    six = six.reshape(r, M, N, M2, N2, s2)
+    return xp.transpose(six, (0, 1, 3, 2, 4, 5)).reshape(r, M * M2, N * N2, s2)
+
+
 def merge_block(cores, lo, hi):
-    """Merge 4-D cores ``lo..hi`` into one array ``(r_lo, m_lo, n_lo, ..., m_hi, n_hi, r_hi+1)``."""
-    xp = get_xp(*cores)
+    """Merge 4-D cores ``lo..hi`` into one 4-D array ``(r_lo, M, N, r_{hi+1})``.
+
+    ``M = m_lo ... m_hi`` and ``N = n_lo ... n_hi`` are the row and column indices of the block
+    in C order (``m_lo`` slowest).  Built core by core, so the number of axes stays 4 for any
+    number of cores.
+    """
     c = cores[lo]
     for t in range(lo + 1, hi + 1):
-        c = xp.tensordot(c, cores[t], axes=([c.ndim - 1], [0]))
+        c = _merge_pair(c, cores[t])
     return c
 
 
-def _block_layout(k, side):
-    """Axis order ``(new..., contracted...)`` of a merged block of ``k`` cores for one step.
+# axis orders (new..., contracted...) of a 4-D block (r, M, N, r') for each kind of step
+_LAYOUTS = {
+    "first": ((0, 1, 3, 2), 3),   # new (r, M, r'), contracted (N)
+    "right": ((1, 3, 0, 2), 2),   # new (M, r'), contracted (r, N)
+    "left": ((0, 1, 2, 3), 2),    # new (r, M), contracted (N, r')
+}
+# the same for the 6-D (r, M_a, N_a, m, n, r') left by merging the last core of a block
+_LAYOUTS6 = {
+    "first": (0, 1, 3, 5, 2, 4),
+    "right": (1, 3, 5, 0, 2, 4),
+    "left": (0, 1, 3, 2, 4, 5),
+}
 
-    ``side`` is ``'first'`` (new ``(r, m.., r')``, contracted ``(n..)``), ``'right'`` (new
-    ``(m.., r')``, contracted ``(r, n..)``) or ``'left'`` (new ``(r, m..)``, contracted
-    ``(n.., r')``).  Returns ``(perm, n_new)``.
+
+def _block_layout(side):
+    """Axis order ``(new..., contracted...)`` of a merged 4-D block ``(r, M, N, r')``.
+
+    ``side`` is ``'first'`` (new ``(r, M, r')``, contracted ``N``), ``'right'`` (new
+    ``(M, r')``, contracted ``(r, N)``) or ``'left'`` (new ``(r, M)``, contracted ``(N, r')``).
+    Returns ``(perm, n_new)``.
     """
-    r_ax, r2_ax = 0, 2 * k + 1
-    m_ax = [1 + 2 * t for t in range(k)]
-    n_ax = [2 + 2 * t for t in range(k)]
-    if side == "first":
-        new, con = [r_ax] + m_ax + [r2_ax], n_ax
-    elif side == "right":
-        new, con = m_ax + [r2_ax], [r_ax] + n_ax
-    else:
-        new, con = [r_ax] + m_ax, n_ax + [r2_ax]
-    return new + con, len(new)
+    return _LAYOUTS[side]
 
 
 def _block_matrix(cores, lo, hi, side):
     """The merged block as a 2-D ``(new, contracted)`` matrix for one kind of step."""
-    xp = get_xp(*cores)
-    c = merge_block(cores, lo, hi)
-    perm, n_new = _block_layout(hi - lo + 1, side)
-    rows = math.prod(c.shape[a] for a in perm[:n_new])
-    return xp.transpose(c, perm).reshape(rows, -1)
+    xp = get_xp(*cores[lo:hi + 1])
+    if lo == hi:
+        c = cores[lo]
+        perm, n_new = _LAYOUTS[side]
+        rows = math.prod(c.shape[a] for a in perm[:n_new])
+        return xp.transpose(c, perm).reshape(rows, -1)
+    # merge all but the last core, then fuse the last merge with the step's layout: one copy
+    a = merge_block(cores, lo, hi - 1)
+    b = cores[hi]
+    r, M, N, s = a.shape
+    _, m, n, s2 = b.shape
+    six = xp.matmul(a.reshape(r * M * N, s), b.reshape(s, m * n * s2))
+    six = six.reshape(r, M, N, m, n, s2)
+    rows = {"first": r * M * m * s2, "right": M * m * s2, "left": r * M * m}[side]
+    return xp.transpose(six, _LAYOUTS6[side]).reshape(rows, -1)
 
 
-def _step_sizes(plan, interval, lo, hi, bf, bb):
-    """``(side, P, K, Q, new_interval)`` of absorbing block lo..hi after ``interval``."""
-    m, n, r = plan.row_modes, plan.col_modes, plan.ranks
-    prod = math.prod
-    nseg = prod(n[lo:hi + 1])
-    if interval is None:
-        return "first", bf * prod(n[:lo]), nseg, prod(n[hi + 1:]) * bb, (lo, hi)
-    i, j = interval
-    if lo == j + 1:
-        return ("right", bf * prod(n[:i]) * r[i] * prod(m[i:j + 1]), r[lo] * nseg,
-                prod(n[hi + 1:]) * bb, (i, hi))
-    return ("left", bf * prod(n[:lo]), nseg * r[hi + 1],
-            prod(m[i:j + 1]) * r[j + 1] * prod(n[j + 1:]) * bb, (lo, j))
-
-
+# ---- execution -----------------------------------------------------------------------------------
 def _apply_block(xp, core, state, P, K, Q):
     """``out[p, new, q] = sum_k core[new, k] * state[p, k, q]`` as one (batched) GEMM."""
     if P == 1:
@@ -302,13 +514,30 @@ def execute(plan: ContractionPlan, cores, x, batch_last=False, record=None):
     xp = get_xp(x, *cores)
     B = x.shape[1] if batch_last else x.shape[0]
     bf, bb = (1, B) if batch_last else (B, 1)
+    r = plan.ranks
+    mpre, npre, nsuf = _prefix(plan.row_modes), _prefix(plan.col_modes), _suffix(plan.col_modes)
     state = x
     interval = None
     for step in plan.steps:
-        side, P, K, Q, interval = _step_sizes(plan, interval, step.lo, step.hi, bf, bb)
-        core = _block_matrix(cores, step.lo, step.hi, side)
+        lo, hi = step.lo, step.hi
+        nseg = npre[hi + 1] // npre[lo]
+        if interval is None:
+            side, P, K, Q = "first", bf * npre[lo], nseg, nsuf[hi + 1] * bb
+            interval = (lo, hi)
+        else:
+            i, j = interval
+            mmid = mpre[j + 1] // mpre[i]
+            if lo == j + 1:     # block on the right
+                side, P, K, Q = ("right", bf * npre[i] * r[i] * mmid, r[lo] * nseg,
+                                 nsuf[hi + 1] * bb)
+                interval = (i, hi)
+            else:               # block on the left
+                side, P, K, Q = ("left", bf * npre[lo], nseg * r[hi + 1],
+                                 mmid * r[j + 1] * nsuf[j + 1] * bb)
+                interval = (lo, j)
+        core = _block_matrix(cores, lo, hi, side)
         if record is not None:
             record.append((step, side, P, K, Q, core, state))
         state = _apply_block(xp, core, state, P, K, Q)
-    M = math.prod(plan.row_modes)
+    M = mpre[-1]
     return state.reshape(M, B) if batch_last else state.reshape(B, M)

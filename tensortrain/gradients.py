@@ -86,24 +86,33 @@ def matmul_forward(W, x):
 
 
 def _merged_core_grads(cores, lo, hi, dmerged):
-    """Split the gradient of ``merge_block(cores, lo, hi)`` into per-core gradients."""
-    xp = get_xp(dmerged, *cores)
-    k = hi - lo + 1
-    if k == 1:
+    """Split the gradient of a merged block over its cores.
+
+    ``dmerged`` is the gradient of ``contraction.merge_block(cores, lo, hi)``, a 4-D array
+    ``(r_lo, M, N, r_{hi+1})``.  One sweep from the left carries ``D_t``, the gradient
+    contracted with the cores ``lo..t-1`` (shape ``(r_t, m_t..m_hi, n_t..n_hi, r_{hi+1})``),
+    and meets the merged suffix ``t+1..hi`` (built once from the right): every array keeps 4 to
+    6 axes, whatever the number of cores, and the work is ``O(k)`` contractions for ``k``
+    cores.
+    """
+    xp = get_xp(dmerged, *cores[lo:hi + 1])
+    if hi == lo:
         return [dmerged]
+    suffix = {hi - 1: cores[hi]}             # suffix[t]: the cores t+1..hi merged
+    for t in range(hi - 2, lo - 1, -1):
+        suffix[t] = contraction._merge_pair(cores[t + 1], suffix[t + 1])
     grads = []
+    D = dmerged
     for t in range(lo, hi + 1):
-        g = dmerged
-        if t > lo:
-            pre = contraction.merge_block(cores, lo, t - 1)      # (r_lo, (m n)*pos, r_t)
-            ax = list(range(pre.ndim - 1))
-            g = xp.tensordot(pre, g, axes=(ax, ax))              # (r_t, m_t, n_t, ..., r_end)
-        if t < hi:
-            suf = contraction.merge_block(cores, t + 1, hi)      # (r_{t+1}, (m n)*.., r_end)
-            rest = 2 * (hi - t) + 1                              # axes of g after n_t
-            g = xp.tensordot(g, suf, axes=(list(range(3, 3 + rest)),
-                                           list(range(1, 1 + rest))))
-        grads.append(g)
+        rt, m, n, _ = cores[t].shape
+        if t == hi:
+            grads.append(D.reshape(rt, m, n, D.shape[3]))
+            break
+        _, M, N, rend = D.shape
+        D6 = D.reshape(rt, m, M // m, n, N // n, rend)            # (r_t, m_t, S, n_t, T, y)
+        suf = suffix[t]                                             # (r_{t+1}, S, T, y)
+        grads.append(xp.tensordot(D6, suf, axes=([2, 4, 5], [1, 2, 3])))  # (r_t, m, n, r_t+1)
+        D = xp.tensordot(cores[t], D6, axes=([0, 1, 2], [0, 1, 3]))       # (r_t+1, S, T, y)
     return grads
 
 
@@ -150,12 +159,11 @@ def matmul_backward(ctx, dy, need_input_grad=True):
             else:
                 g = xp.matmul(block.T, g.reshape(P, rows, Q))
         # undo the block layout, then split the merged block over its cores
-        k = step.hi - step.lo + 1
-        perm, _ = contraction._block_layout(k, side)
-        merged_shape = [W.cores[step.lo].shape[0]]
-        for t in range(step.lo, step.hi + 1):
-            merged_shape += [W.cores[t].shape[1], W.cores[t].shape[2]]
-        merged_shape.append(W.cores[step.hi].shape[3])
+        perm, _ = contraction._block_layout(side)
+        merged_shape = (W.cores[step.lo].shape[0],
+                        math.prod(W.row_modes[step.lo:step.hi + 1]),
+                        math.prod(W.col_modes[step.lo:step.hi + 1]),
+                        W.cores[step.hi].shape[3])               # (r, M, N, r'), 4-D
         dmerged = xp.transpose(dblock.reshape([merged_shape[a] for a in perm]),
                                np.argsort(perm))
         for t, gt in zip(range(step.lo, step.hi + 1),

@@ -390,9 +390,10 @@ def _close_in_dtype(got, exact: Fraction, dtype, scale: Fraction, tol):
     """``got`` (a dtype scalar) against the exact value: within ``tol`` relative to ``scale``
     (the sum of absolute values, which bounds the round-off), or both beyond the range."""
     info = np.finfo(dtype)
-    if abs(exact) > Fraction(float(info.max)) * (1 + Fraction(1, 100)):
-        assert not np.isfinite(got) or abs(got) >= info.max / 2
-        return
+    if abs(exact) > Fraction(float(info.max)) * (1 - tol):
+        # at the edge of the range: rounding may legitimately give inf
+        if not np.isfinite(got):
+            return
     assert np.isfinite(got)
     assert abs(Fraction(float(got)) - exact) <= tol * scale + Fraction(float(info.smallest_subnormal))
 

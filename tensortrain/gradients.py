@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import contraction
-from ._backend import get_xp
+from . import _scaling, contraction
+from ._backend import get_xp, to_host
 from ._validation import as_float_array
-from .errors import ShapeError
+from .errors import ShapeError, TTError
 from .matrix import TTMatrix
 from .tensor import TTTensor
 
@@ -184,63 +184,133 @@ def matmul_vjp(W, x, dy):
     return y, dx, dcores
 
 
-def _interfaces(a_cores, b_cores, xp):
-    """Left and right interface matrices of ``<a, b>`` (real)."""
+def _check_dot_operands(a, b, where):
+    if not isinstance(a, (TTTensor, TTMatrix)) or type(a) is not type(b):
+        raise TypeError(f"{where} needs two TTTensors or two TTMatrix objects, got "
+                        f"{type(a).__name__} and {type(b).__name__}")
+    a._same_structure(b, where)
+    _check_real(a.dtype, b.dtype)
+    if isinstance(a, TTMatrix) and a.is_padded:
+        raise NotImplementedError(f"{where} of padded TT-matrices is not implemented")
+
+
+def _scaled_interfaces(a_cores, b_cores, xp):
+    """Left and right interfaces of ``<a, b>`` on cores scaled by powers of two.
+
+    Returns ``(a_hat, b_hat, left, right, a_exp, b_exp, left_exp, right_exp)``: ``a_k ==
+    a_hat[k] * 2**a_exp[k]`` (likewise ``b``), and the true interfaces are ``left[k] *
+    2**(left_exp[k] + sum_{j<k} (a_exp[j] + b_exp[j]))`` and ``right[k] * 2**(right_exp[k] +
+    sum_{j>k} (a_exp[j] + b_exp[j]))``.  Every interface is rescaled after each core, so
+    nothing overflows or underflows for any magnitude or ``d``.  The exponents come to the
+    host in one transfer.
+    """
     d = len(a_cores)
-    left = [xp.ones((1, 1), dtype=np.result_type(a_cores[0].dtype, b_cores[0].dtype))]
+    a_hat, b_hat, exps = [], [], []
+    for x, y in zip(a_cores, b_cores):
+        x, ex = _scaling.normalize(x)
+        y, ey = _scaling.normalize(y)
+        a_hat.append(x)
+        b_hat.append(y)
+        exps += [ex, ey]
+    dtype = np.result_type(a_hat[0].dtype, b_hat[0].dtype)
+    left = [xp.ones((1, 1), dtype=dtype)]
     for k in range(d - 1):
-        t = xp.tensordot(left[-1], a_cores[k], axes=([0], [0]))       # (rb, n, ra')
-        left.append(xp.tensordot(t, b_cores[k], axes=([0, 1], [0, 1])))  # (ra', rb')
+        t = xp.tensordot(left[-1], a_hat[k], axes=([0], [0]))            # (rb, n, ra')
+        v, e = _scaling.normalize(xp.tensordot(t, b_hat[k], axes=([0, 1], [0, 1])))
+        left.append(v)
+        exps.append(e)
     right = [None] * d
-    right[d - 1] = xp.ones((1, 1), dtype=left[0].dtype)
+    right[d - 1] = xp.ones((1, 1), dtype=dtype)
     for k in range(d - 1, 0, -1):
-        t = xp.tensordot(a_cores[k], right[k], axes=([2], [0]))         # (ra, n, rb')
-        right[k - 1] = xp.tensordot(t, b_cores[k], axes=([1, 2], [1, 2]))  # (ra, rb)
-    return left, right
+        t = xp.tensordot(a_hat[k], right[k], axes=([2], [0]))             # (ra, n, rb')
+        v, e = _scaling.normalize(xp.tensordot(t, b_hat[k], axes=([1, 2], [1, 2])))
+        right[k - 1] = v
+        exps.append(e)
+    host = _host_ints(exps, xp)
+    a_exp, b_exp = host[0:2 * d:2], host[1:2 * d:2]
+    steps_left = host[2 * d:2 * d + d - 1]
+    steps_right = host[2 * d + d - 1:]
+    left_exp = [0]
+    for e in steps_left:
+        left_exp.append(left_exp[-1] + e)
+    right_exp = [0] * d
+    for i, k in enumerate(range(d - 1, 0, -1)):
+        right_exp[k - 1] = right_exp[k] + steps_right[i]
+    return a_hat, b_hat, left, right, a_exp, b_exp, left_exp, right_exp
+
+
+def _host_ints(values, xp):
+    """Host ints of a list of device (or NumPy) 0-d integers, in one transfer."""
+    if not values:
+        return []
+    stacked = xp.stack([xp.asarray(v).astype(np.int64) for v in values])
+    return [int(v) for v in to_host(stacked)]
+
+
+def _dot_grad_parts(a, b):
+    """Scaled value and core gradients of ``<a, b>``: ``(value, e_value, ga, ea, gb, eb)``
+    with ``<a, b> = value * 2**e_value``, ``d<a,b>/da_k = ga[k] * 2**ea[k]`` and likewise for
+    ``b``."""
+    xp = get_xp(a.cores[0], b.cores[0])
+    a_hat, b_hat, left, right, a_exp, b_exp, lexp, rexp = _scaled_interfaces(
+        a._cores3(), b._cores3(), xp)
+    total = sum(a_exp) + sum(b_exp)
+    ga, gb, ea, eb = [], [], [], []
+    for k in range(len(a_hat)):
+        # d<a,b>/db_k[b0, i, b1] = sum L[a0, b0] a_k[a0, i, a1] R[a1, b1]
+        la = xp.tensordot(left[k], a_hat[k], axes=([0], [0]))             # (rb0, n, ra1)
+        gb.append(xp.tensordot(la, right[k], axes=([2], [0])))
+        eb.append(lexp[k] + rexp[k] + total - b_exp[k])
+        lb = xp.tensordot(left[k], b_hat[k], axes=([1], [0]))             # (ra0, n, rb1)
+        ga.append(xp.tensordot(lb, right[k], axes=([2], [1])))
+        ea.append(lexp[k] + rexp[k] + total - a_exp[k])
+    k = len(a_hat) - 1
+    t = xp.tensordot(left[k], a_hat[k], axes=([0], [0]))                   # (rb, n, 1)
+    value = to_host(xp.tensordot(t, b_hat[k], axes=([0, 1, 2], [0, 1, 2])))[()]
+    return float(value), lexp[k] + total, ga, ea, gb, eb
 
 
 def dot_grad(a, b):
     """Gradients of ``dot(a, b)`` with respect to the cores of ``a`` and of ``b``.
 
     Returns ``(value, da_cores, db_cores)``; real TTTensor or unpadded TTMatrix operands of
-    equal structure.  Complexity: ``O(d n r^3)``.
+    equal structure.  Cores and interfaces are scaled by powers of two on the way, so a
+    value or gradient that is representable comes out right whatever the magnitudes of the
+    cores (entries beyond the range are ``inf``).  Complexity: ``O(d n r^3)``.
     """
-    if not isinstance(a, (TTTensor, TTMatrix)) or type(a) is not type(b):
-        raise TypeError(f"dot_grad needs two TTTensors or two TTMatrix objects, got "
-                        f"{type(a).__name__} and {type(b).__name__}")
-    a._same_structure(b, "dot_grad")
-    _check_real(a.dtype, b.dtype)
-    if isinstance(a, TTMatrix) and a.is_padded:
-        raise NotImplementedError("dot_grad of padded TT-matrices is not implemented")
-    xp = get_xp(a.cores[0], b.cores[0])
-    ac, bc = a._cores3(), b._cores3()
-    left, right = _interfaces(ac, bc, xp)
-    da, db = [], []
-    for k in range(len(ac)):
-        # d<a,b>/db_k[b0, i, b1] = sum L[a0, b0] a_k[a0, i, a1] R[a1, b1]
-        la = xp.tensordot(left[k], ac[k], axes=([0], [0]))              # (rb0, n, ra1)
-        db.append(xp.tensordot(la, right[k], axes=([2], [0])).reshape(b.cores[k].shape))
-        lb = xp.tensordot(left[k], bc[k], axes=([1], [0]))              # (ra0, n, rb1)
-        da.append(xp.tensordot(lb, right[k], axes=([2], [1])).reshape(a.cores[k].shape))
-    return float(_dot_value(left, ac, bc, xp)), da, db
-
-
-def _dot_value(left, ac, bc, xp):
-    k = len(ac) - 1
-    t = xp.tensordot(left[k], ac[k], axes=([0], [0]))                    # (rb, n, 1)
-    return xp.tensordot(t, bc[k], axes=([0, 1, 2], [0, 1, 2]))
+    _check_dot_operands(a, b, "dot_grad")
+    value, ev, ga, ea, gb, eb = _dot_grad_parts(a, b)
+    with np.errstate(over="ignore", under="ignore"):
+        da = [_scaling.ldexp(g, e).reshape(c.shape) for g, e, c in zip(ga, ea, a.cores)]
+        db = [_scaling.ldexp(g, e).reshape(c.shape) for g, e, c in zip(gb, eb, b.cores)]
+    return _scaling.scalar_ldexp(value, ev), da, db
 
 
 def norm_grad(a):
     """``(norm, dcores)``: the Frobenius norm of ``a`` and its gradient w.r.t. the cores.
 
-    ``d||a||/dG_k = (d<a, a>/dG_k) / (2 ||a||)``.  Complexity: ``O(d n r^3)``.
+    ``d||a||/dG_k = (d<a, a>/dG_k) / (2 ||a||)``, formed from the scaled parts so that neither
+    ``<a, a>`` nor the gradient overflows on the way when the norm is representable.
+    Complexity: ``O(d n r^3)``.
     """
-    value, da, db = dot_grad(a, a)
-    nrm = math.sqrt(max(value, 0.0))
-    if nrm == 0.0:
-        raise ZeroDivisionError("the norm is not differentiable at the zero tensor")
-    return nrm, [(x + y) / (2 * nrm) for x, y in zip(da, db)]
+    _check_dot_operands(a, a, "norm_grad")
+    value, ev, ga, ea, gb, eb = _dot_grad_parts(a, a)
+    if not value > 0:
+        if value == 0:
+            raise ZeroDivisionError("the norm is not differentiable at the zero tensor")
+        raise TTError(f"norm_grad: the cores hold NaN or Inf (<a, a> = {value})")
+    if ev % 2:                       # make the exponent even so that its half is exact
+        value, ev = value * 2.0, ev - 1
+    root = math.sqrt(value)          # ||a|| = root * 2**(ev // 2)
+    half = ev // 2
+    grads = []
+    with np.errstate(over="ignore", under="ignore"):
+        for x, y, e1, e2, c in zip(ga, gb, ea, eb, a.cores):
+            # x * 2**e1 and y * 2**e2 are the same gradient for a == b; average them
+            g = (_scaling.ldexp(x / (2 * root), e1 - half)
+                 + _scaling.ldexp(y / (2 * root), e2 - half))
+            grads.append(g.reshape(c.shape))
+    return _scaling.scalar_ldexp(root, half), grads
 
 
 def bilinear_grad(x, W, y):

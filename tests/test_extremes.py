@@ -463,3 +463,52 @@ def test_property_helpers_agree_with_numpy():
                                x.full().reshape(-1), rtol=1e-14)
     assert exact_log_norm(exact_entries(x.cores)) == pytest.approx(
         math.log(np.linalg.norm(x.full())), rel=1e-14)
+
+
+# ---- gradients of dot and norm at extreme magnitudes ---------------------------------------------
+
+
+def test_norm_grad_of_cores_that_overflow_only_in_products():
+    from tensortrain.gradients import dot_grad, norm_grad
+
+    values = (1e200, 1e200, 1e-200, 1e-200)
+    y = TTTensor([np.full((1, 2, 1), v) for v in values])
+    nrm, grads = norm_grad(y)
+    assert nrm == pytest.approx(4.0, rel=1e-15)
+    # ||y|| = prod_k ||G_k||, so d||y||/dG_k = G_k / ||G_k||**2 * ||y|| = 2 / v_k per entry
+    for g, v in zip(grads, values):
+        np.testing.assert_allclose(g, np.full((1, 2, 1), 2.0 / v), rtol=1e-15)
+    value, da, db = dot_grad(y, y)
+    assert value == pytest.approx(16.0, rel=1e-15)
+    for g, v in zip(da, values):
+        np.testing.assert_allclose(g, np.full((1, 2, 1), 8.0 / v), rtol=1e-15)
+
+
+@pytest.mark.parametrize("dtype, emax", [(np.float32, 60), (np.float64, 500)])
+def test_grads_follow_a_rebalancing_of_the_cores(dtype, emax):
+    """Scaling core k by 2**s_k with sum(s_k) = 0 leaves the tensor unchanged and divides the
+    gradient of core k by 2**s_k, exactly; the scaled version overflows without rescaling."""
+    from tensortrain.gradients import dot_grad, norm_grad
+
+    rng = np.random.default_rng(5)
+    x = tt.random_tensor((3, 4, 2, 3), 3, rng=rng, dtype=dtype)
+    z = tt.random_tensor((3, 4, 2, 3), 2, rng=rng, dtype=dtype)
+    shifts = [emax, emax, -emax, -emax]
+    xs = TTTensor([np.ldexp(c, s).astype(dtype) for c, s in zip(x.cores, shifts)])
+    zs = TTTensor([np.ldexp(c, -s).astype(dtype) for c, s in zip(z.cores, shifts)])
+    n0, g0 = norm_grad(x)
+    n1, g1 = norm_grad(xs)
+    rtol = 50 * ulp_rel(dtype)
+    assert n1 == pytest.approx(n0, rel=rtol)
+    for a, b, s in zip(g0, g1, shifts):
+        np.testing.assert_allclose(np.ldexp(b.astype(np.float64), s), a, rtol=rtol,
+                                   atol=rtol * np.abs(a).max())
+    v0, da0, db0 = dot_grad(x, z)
+    v1, da1, db1 = dot_grad(xs, zs)
+    assert v1 == pytest.approx(v0, rel=rtol, abs=rtol * n0 * z.norm())
+    for a, b, s in zip(da0, da1, shifts):
+        np.testing.assert_allclose(np.ldexp(b.astype(np.float64), s), a, rtol=rtol,
+                                   atol=rtol * np.abs(a).max())
+    for a, b, s in zip(db0, db1, shifts):
+        np.testing.assert_allclose(np.ldexp(b.astype(np.float64), -s), a, rtol=rtol,
+                                   atol=rtol * np.abs(a).max())

@@ -229,6 +229,7 @@ def test_masked_array_refused():
         tt.eye(4) @ np.ma.masked_array(np.ones(4))
 
 
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
 def test_ndarray_subclass_used_as_plain_data():
     m = np.matrix([[1.0, 2.0], [3.0, 4.0]])
     w = TTMatrix.from_dense(m)

@@ -179,8 +179,7 @@ class _TTBase:
     def _norm_parts(self):
         """``(last_norm, exp2)`` with ``||self|| == ldexp(last_norm, exp2)``: ``last_norm`` is
         0 for the zero tensor and NaN when the cores hold NaN or Inf."""
-        _, exp2, last = decompositions.orthogonal_sweep(self._logical_cores3(), "left")
-        return last, exp2
+        return _cores.norm_parts(self._logical_cores3())
 
     def log_norm(self) -> float:
         """``log ||self||_F``, finite for any ``d`` and any magnitude of the cores (``-inf`` for

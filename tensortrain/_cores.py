@@ -92,21 +92,70 @@ def scale(cores, alpha):
     return [cores[0] * alpha] + list(cores[1:])
 
 
+def _in_window(cores) -> bool:
+    """Whether every core's largest entry lies inside the safe exponent window, so that a
+    sweep that only rescales its small running matrix cannot overflow, or lose more than
+    contributions far below round-off to underflow (one synchronization)."""
+    lo, hi = _scaling.safe_exponent_window(cores[0].dtype)
+    return all(lo <= e <= hi for e in _scaling.core_exponents(cores))
+
+
+def norm_parts(cores):
+    """``(value, exp2)`` with ``||tensor||_F = value * 2**exp2`` (``value`` a host float: 0 for
+    the zero tensor, NaN when the cores hold NaN or Inf).
+
+    The sweep carries only the ``R`` factor of a QR of the left part (``Q`` is never formed),
+    rescaled by a power of two after every core; no Gram matrix is formed, so the relative
+    accuracy is that of a QR sweep even when the norm is small against the cores.  When a
+    core's magnitude is outside :func:`tensortrain._scaling.safe_exponent_window` the fully
+    scaled sweep :func:`tensortrain.decompositions.orthogonal_sweep` is used instead.
+
+    Complexity: ``O(d n r^3)``, one QR (``R`` only) and one small GEMM per core.
+    """
+    xp = get_xp(*cores)
+    if _in_window(cores):
+        rr = None
+        exps = []
+        for c in cores:
+            r0, n, r1 = c.shape
+            m = c.reshape(r0, n * r1) if rr is None else rr @ c.reshape(r0, n * r1)
+            rr = xp.linalg.qr(m.reshape(-1, r1), mode="r")
+            rr, e = _scaling.normalize(rr)
+            exps.append(e)
+        value = float(abs(to_host(rr.reshape(()))))
+        if 0 < value < math.inf:
+            return value, _scaling.host_exponent_sum(exps)
+    from .decompositions import orthogonal_sweep  # noqa: PLC0415  (import order, see module doc)
+
+    _, exp2, last = orthogonal_sweep(cores, "left")
+    return last, exp2
+
+
 def log_dot(a, b):
     """``<a, b> = sum(conj(a) * b)`` as ``(mantissa, exp2)`` with ``<a, b> = mantissa * 2**exp2``.
 
-    Every core is scaled by a power of two before it enters the sweep and the running
-    ``r_a x r_b`` interface matrix is rescaled the same way after every core, so the sweep
-    neither overflows nor underflows for any magnitude or any ``d``; the exponents are summed
-    on the device and brought to the host once at the end.  ``mantissa`` is a host scalar.
+    The running ``r_a x r_b`` interface matrix is rescaled by a power of two after every
+    core; when some core's magnitude is outside the safe window (or the fast sweep ends in
+    0, Inf or NaN) every core is scaled too before it enters the sweep.  Neither sweep
+    overflows or underflows for any magnitude or any ``d``; the exponents are summed on the
+    device and brought to the host once at the end.  ``mantissa`` is a host scalar.
     """
+    if _in_window(list(a) + list(b)):
+        value, total = _dot_sweep(a, b, scale_cores=False)
+        if 0 < abs(value) < math.inf:
+            return value, total
+    return _dot_sweep(a, b, scale_cores=True)
+
+
+def _dot_sweep(a, b, scale_cores):
     xp = get_xp(*a, *b)
     v = None
     exps = []
     for x, y in zip(a, b):
-        x, ex = _scaling.normalize(x)
-        y, ey = _scaling.normalize(y)
-        exps += [ex, ey]
+        if scale_cores:
+            x, ex = _scaling.normalize(x)
+            y, ey = _scaling.normalize(y)
+            exps += [ex, ey]
         xc = xp.conj(x) if x.dtype.kind == "c" else x
         if v is None:
             # (1, n, ra) x (1, n, rb) -> (ra, rb)

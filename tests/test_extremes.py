@@ -513,3 +513,30 @@ def test_grads_follow_a_rebalancing_of_the_cores(dtype, emax):
     for a, b, s in zip(db0, db1, shifts):
         np.testing.assert_allclose(np.ldexp(b.astype(np.float64), -s), a, rtol=rtol,
                                    atol=rtol * np.abs(a).max())
+
+
+# ---- the two sweeps behind norm and dot agree ------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
+def test_fast_and_scaled_sweeps_agree(dtype):
+    from tensortrain import _cores
+    from tensortrain.decompositions import orthogonal_sweep
+
+    rng = np.random.default_rng(11)
+    for d, r in [(1, 1), (3, 2), (8, 5), (1000, 2)]:
+        x = tt.random_tensor((3,) * d, r, rng=rng, dtype=dtype)
+        fast_v, fast_e = _cores.norm_parts(x.cores)          # cores in the window: fast sweep
+        _, slow_e, slow_v = orthogonal_sweep(x.cores, "left")
+        got = math.log(fast_v) + fast_e * math.log(2)
+        want = math.log(slow_v) + slow_e * math.log(2)
+        assert got == pytest.approx(want, rel=1e-5 if dtype == np.float32 else 1e-12)
+        m_fast, e_fast = _cores._dot_sweep(x.cores, x.cores, scale_cores=False)
+        m_slow, e_slow = _cores._dot_sweep(x.cores, x.cores, scale_cores=True)
+        assert math.log(abs(m_fast)) + e_fast * math.log(2) == pytest.approx(
+            math.log(abs(m_slow)) + e_slow * math.log(2), rel=1e-5 if dtype == np.float32 else 1e-12)
+    # a cancelling difference: the QR sweep keeps its relative accuracy (no Gram matrix)
+    a = tt.random_tensor((4,) * 6, 3, rng=rng)
+    b = a + 1e-9 * tt.random_tensor((4,) * 6, 2, rng=rng)
+    diff = b - a
+    assert diff.norm() == pytest.approx(np.linalg.norm(b.full() - a.full()), rel=1e-5)

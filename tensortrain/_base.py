@@ -90,6 +90,12 @@ class _TTBase:
         """TT-ranks ``(1, r_1, ..., r_{d-1}, 1)``."""
         return tuple(int(c.shape[0]) for c in self.cores) + (1,)
 
+    @functools.cached_property
+    def _in_window(self) -> bool:
+        """Whether every core's magnitude is inside the safe exponent window (computed once:
+        the cores never change)."""
+        return _cores.in_window(self._cores3())
+
     @property
     def max_rank(self) -> int:
         """The largest TT-rank."""
@@ -179,7 +185,8 @@ class _TTBase:
     def _norm_parts(self):
         """``(last_norm, exp2)`` with ``||self|| == ldexp(last_norm, exp2)``: ``last_norm`` is
         0 for the zero tensor and NaN when the cores hold NaN or Inf."""
-        return _cores.norm_parts(self._logical_cores3())
+        checked = None if getattr(self, "is_padded", False) else self._in_window
+        return _cores.norm_parts(self._logical_cores3(), checked)
 
     def log_norm(self) -> float:
         """``log ||self||_F``, finite for any ``d`` and any magnitude of the cores (``-inf`` for

@@ -92,7 +92,7 @@ def scale(cores, alpha):
     return [cores[0] * alpha] + list(cores[1:])
 
 
-def _in_window(cores) -> bool:
+def in_window(cores) -> bool:
     """Whether every core's largest entry lies inside the safe exponent window, so that a
     sweep that only rescales its small running matrix cannot overflow, or lose more than
     contributions far below round-off to underflow (one synchronization)."""
@@ -100,7 +100,7 @@ def _in_window(cores) -> bool:
     return all(lo <= e <= hi for e in _scaling.core_exponents(cores))
 
 
-def norm_parts(cores):
+def norm_parts(cores, checked=None):
     """``(value, exp2)`` with ``||tensor||_F = value * 2**exp2`` (``value`` a host float: 0 for
     the zero tensor, NaN when the cores hold NaN or Inf).
 
@@ -108,19 +108,20 @@ def norm_parts(cores):
     rescaled by a power of two after every core; no Gram matrix is formed, so the relative
     accuracy is that of a QR sweep even when the norm is small against the cores.  When a
     core's magnitude is outside :func:`tensortrain._scaling.safe_exponent_window` the fully
-    scaled sweep :func:`tensortrain.decompositions.orthogonal_sweep` is used instead.
+    scaled sweep :func:`tensortrain.decompositions.orthogonal_sweep` is used instead
+    (``checked`` passes the result of :func:`in_window` when the caller knows it).
 
     Complexity: ``O(d n r^3)``, one QR (``R`` only) and one small GEMM per core.
     """
     xp = get_xp(*cores)
-    if _in_window(cores):
+    if in_window(cores) if checked is None else checked:
         rr = None
         exps = []
         for c in cores:
             r0, n, r1 = c.shape
             m = c.reshape(r0, n * r1) if rr is None else rr @ c.reshape(r0, n * r1)
             rr = xp.linalg.qr(m.reshape(-1, r1), mode="r")
-            rr, e = _scaling.normalize(rr)
+            rr, e = _scaling.normalize(rr, xp)
             exps.append(e)
         value = float(abs(to_host(rr.reshape(()))))
         if 0 < value < math.inf:
@@ -131,7 +132,7 @@ def norm_parts(cores):
     return last, exp2
 
 
-def log_dot(a, b):
+def log_dot(a, b, checked=None):
     """``<a, b> = sum(conj(a) * b)`` as ``(mantissa, exp2)`` with ``<a, b> = mantissa * 2**exp2``.
 
     The running ``r_a x r_b`` interface matrix is rescaled by a power of two after every
@@ -139,8 +140,9 @@ def log_dot(a, b):
     0, Inf or NaN) every core is scaled too before it enters the sweep.  Neither sweep
     overflows or underflows for any magnitude or any ``d``; the exponents are summed on the
     device and brought to the host once at the end.  ``mantissa`` is a host scalar.
+    ``checked`` passes the result of :func:`in_window` when the caller knows it.
     """
-    if _in_window(list(a) + list(b)):
+    if in_window(list(a) + list(b)) if checked is None else checked:
         value, total = _dot_sweep(a, b, scale_cores=False)
         if 0 < abs(value) < math.inf:
             return value, total
@@ -153,17 +155,19 @@ def _dot_sweep(a, b, scale_cores):
     exps = []
     for x, y in zip(a, b):
         if scale_cores:
-            x, ex = _scaling.normalize(x)
-            y, ey = _scaling.normalize(y)
+            x, ex = _scaling.normalize(x, xp)
+            y, ey = _scaling.normalize(y, xp)
             exps += [ex, ey]
+        ra, n, ra1 = x.shape
+        rb, _, rb1 = y.shape
         xc = xp.conj(x) if x.dtype.kind == "c" else x
         if v is None:
-            # (1, n, ra) x (1, n, rb) -> (ra, rb)
-            v = xp.tensordot(xc[0], y[0], axes=([0], [0]))
+            # (n, ra') x (n, rb') -> (ra', rb')
+            v = xc.reshape(n, ra1).T @ y.reshape(n, rb1)
         else:
-            t = xp.tensordot(v, xc, axes=([0], [0]))  # (rb, n, ra')
-            v = xp.tensordot(t, y, axes=([0, 1], [0, 1]))  # (ra', rb')
-        v, ev = _scaling.normalize(v)
+            t = v.T @ xc.reshape(ra, n * ra1)                    # (rb, n ra')
+            v = t.reshape(rb * n, ra1).T @ y.reshape(rb * n, rb1)  # (ra', rb')
+        v, ev = _scaling.normalize(v, xp)
         exps.append(ev)
     total = _scaling.host_exponent_sum(exps)
     return to_host(v.reshape(()))[()], total

@@ -33,19 +33,17 @@ def wide_dtype(dtype):
 
 def max_abs(a):
     """``max |a|`` as a 0-d array of ``a``'s real dtype (the modulus for complex data)."""
-    xp = get_xp(a)
-    return xp.max(xp.abs(a))
+    return abs(a).max()
 
 
 def exponent(amax):
     """The integer ``e`` with ``amax * 2**-e`` in ``[0.5, 1)`` (0 for 0, NaN and Inf)."""
-    xp = get_xp(amax)
-    return xp.frexp(amax)[1]
+    return get_xp(amax).frexp(amax)[1]
 
 
-def ldexp(a, e):
+def ldexp(a, e, xp=None):
     """``a * 2**e`` exactly, in ``a``'s dtype (real or complex); ``e`` an int or 0-d int array."""
-    xp = get_xp(a)
+    xp = get_xp(a) if xp is None else xp
     if a.dtype.kind == "c":
         out = xp.empty_like(a)
         out.real = xp.ldexp(a.real, e)
@@ -54,14 +52,15 @@ def ldexp(a, e):
     return xp.ldexp(a, e)
 
 
-def normalize(a):
+def normalize(a, xp=None):
     """``(b, e)`` with ``a == b * 2**e`` and ``max |b|`` in ``[0.5, 1)`` (``b`` a new array).
 
     An all-zero ``a`` gives ``e == 0``; NaN or Inf in ``a`` stay in ``b`` with ``e == 0``, so
     they reach the caller's finiteness check.
     """
-    e = exponent(max_abs(a))
-    return ldexp(a, -e), e
+    xp = get_xp(a) if xp is None else xp
+    e = xp.frexp(abs(a).max())[1]
+    return ldexp(a, -e, xp), e
 
 
 def host_exponent_sum(exps) -> int:
@@ -79,8 +78,8 @@ def host_exponent_sum(exps) -> int:
 def core_exponents(cores) -> list:
     """Host list of the exponents of ``max |core|`` (one synchronization for all cores)."""
     xp = get_xp(*cores)
-    amax = xp.stack([max_abs(c).astype(np.float64) for c in cores])
-    return [int(v) for v in to_host(xp.frexp(amax)[1])]
+    amax = to_host(xp.stack([abs(c).max() for c in cores]))
+    return np.frexp(amax.astype(np.float64))[1].tolist()
 
 
 def safe_exponent_window(dtype) -> tuple:

@@ -38,7 +38,8 @@ def _dot_parts(a, b):
     _check_tt(a, "a")
     _check_tt(b, "b")
     a._same_structure(b, "dot")
-    return _cores.log_dot(a._logical_cores3(), b._cores3())
+    checked = None if getattr(a, "is_padded", False) else (a._in_window and b._in_window)
+    return _cores.log_dot(a._logical_cores3(), b._cores3(), checked)
 
 
 def dot(a, b):

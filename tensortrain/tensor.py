@@ -93,7 +93,20 @@ class TTTensor(_TTBase):
         return self.cores
 
     def _with_cores3(self, cores3):
-        return TTTensor(cores3)
+        return TTTensor._trusted(cores3)
+
+    @classmethod
+    def _trusted(cls, cores):
+        """A TTTensor from cores an algorithm of this package made (shapes and ranks known to
+        be consistent): no validation, only a common dtype."""
+        cores = tuple(cores)
+        dtype = cores[0].dtype
+        if any(c.dtype != dtype for c in cores):
+            dtype = np.result_type(*[c.dtype for c in cores])
+            cores = tuple(c.astype(dtype, copy=False) for c in cores)
+        obj = object.__new__(cls)
+        object.__setattr__(obj, "cores", cores)
+        return obj
 
     def _same_structure(self, other, op):
         if not isinstance(other, TTTensor):

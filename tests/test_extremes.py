@@ -159,6 +159,8 @@ def test_float32_scalar_beyond_range_keeps_tensor_finite():
     z = (y / 1e40)
     np.testing.assert_allclose(z.full(), np.ones((2,) * 10), rtol=1e-6)
     assert (np.float64(2.0) * x).dtype == np.float64   # NumPy promotion kept
+    assert {c.dtype for c in (np.float64(2.0) * x).cores} == {np.dtype(np.float64)}
+    assert {c.dtype for c in (np.float64(1e300) * x).cores} == {np.dtype(np.float64)}
 
 
 def test_tiny_probability_tensor_is_not_zero():

@@ -35,6 +35,12 @@ def get_xp(*arrays):
     """
     found = None
     for a in arrays:
+        if type(a) is np.ndarray:  # the common case first: no module-name lookup
+            if found is None:
+                found = "numpy"
+            elif found != "numpy":
+                _mixed()
+            continue
         if _is_cupy_array(a):
             name = "cupy"
         elif isinstance(a, np.ndarray):  # NumPy scalars (np.generic) act on any backend
@@ -44,14 +50,18 @@ def get_xp(*arrays):
         if found is None:
             found = name
         elif found != name:
-            raise BackendError(
-                "operands live on different backends (numpy and cupy); move one of them "
-                "first, e.g. with .to('cupy') / .to('numpy') on TT objects or "
-                "cupy.asarray / cupy.asnumpy on arrays"
-            )
+            _mixed()
     if found == "cupy":
         return sys.modules["cupy"]
     return np
+
+
+def _mixed():
+    raise BackendError(
+        "operands live on different backends (numpy and cupy); move one of them "
+        "first, e.g. with .to('cupy') / .to('numpy') on TT objects or "
+        "cupy.asarray / cupy.asnumpy on arrays"
+    )
 
 
 def backend_name(xp) -> str:

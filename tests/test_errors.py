@@ -1,6 +1,6 @@
 """Every bad input gets a typed error whose message says what was expected and what arrived.
 
-One ``pytest.raises(<type>, match=<regex>)`` per bad input (DESIGN.md section 6).  Inputs that
+One ``pytest.raises(<type>, match=<regex>)`` per bad input (docs/conventions.md, Errors).  Inputs that
 the library does not yet reject cleanly are written as the test they should pass and marked
 ``xfail(strict=True, reason="BUG: ...")``.
 """

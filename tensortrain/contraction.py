@@ -44,10 +44,14 @@ from decimal import Decimal
 from functools import lru_cache
 from itertools import accumulate
 from operator import mul
+from typing import NamedTuple
+
+import numpy as np
 
 from ._backend import get_xp
 
-__all__ = ["ContractionPlan", "Step", "plan_matmat", "plan_from_blocks", "fixed_sweep_plan", "execute"]
+__all__ = ["ContractionPlan", "Step", "plan_matmat", "plan_from_blocks", "fixed_sweep_plan", "execute",
+           "Gemm", "StepCode", "StepRecord", "Workspace"]
 
 #: Trains of at most this many cores are planned by the exact search over all intervals.
 EXACT_MAX_CORES = 32
@@ -150,6 +154,60 @@ def _check_shape(m, n, r):
                          f"ranks {r}")
 
 
+class Gemm(NamedTuple):
+    """One step as a (batched) GEMM: ``out[p, n, q] = sum_k block[n, k] * state[p, k, q]``.
+
+    ``side`` is the kind of step (``'first'``, ``'right'`` or ``'left'``), ``P`` and ``Q`` the
+    free sizes of the state in front of and behind the contracted ``K``, and ``rows`` the new
+    indices the block brings (its row count as a ``(rows, K)`` matrix).  The planner's cost
+    model, the executor and the backward pass all read their sizes from here.
+    """
+
+    side: str
+    P: int
+    K: int
+    Q: int
+    rows: int
+
+    @property
+    def flops(self) -> int:
+        """Floating-point operations of the product (multiply and add counted)."""
+        return 2 * self.P * self.K * self.Q * self.rows
+
+    @property
+    def size_in(self) -> int:
+        """Elements of the state the step reads."""
+        return self.P * self.K * self.Q
+
+    @property
+    def size_out(self) -> int:
+        """Elements of the state the step writes."""
+        return self.P * self.rows * self.Q
+
+
+def _gemm(mpre, npre, nsuf, r, interval, lo, hi, bf, bb):
+    """The GEMM that absorbs block ``lo..hi`` into the state of ``interval`` (None: the raw
+    input), with the batch ``bf`` in front and ``bb`` behind (one of them 1).
+
+    Returns ``(Gemm, new_interval)``.  The state after absorbing ``i..j`` is laid out as
+    ``(bf, n_1..n_{i-1}, r_{i-1}, m_i..m_j, r_j, n_{j+1}..n_d, bb)``, so the contracted
+    indices are contiguous and ``P``, ``K``, ``Q`` are products of neighbouring sizes.
+    """
+    nseg = npre[hi + 1] // npre[lo]
+    if interval is None:
+        return (Gemm("first", bf * npre[lo], nseg, nsuf[hi + 1] * bb,
+                     r[lo] * (mpre[hi + 1] // mpre[lo]) * r[hi + 1]), (lo, hi))
+    i, j = interval
+    mmid = mpre[j + 1] // mpre[i]
+    if lo == j + 1:      # block on the right
+        return (Gemm("right", bf * npre[i] * r[i] * mmid, r[lo] * nseg, nsuf[hi + 1] * bb,
+                     (mpre[hi + 1] // mpre[lo]) * r[hi + 1]), (i, hi))
+    if hi == i - 1:      # block on the left
+        return (Gemm("left", bf * npre[lo], nseg * r[hi + 1], mmid * r[j + 1] * nsuf[j + 1] * bb,
+                     r[lo] * (mpre[hi + 1] // mpre[lo])), (lo, j))
+    raise ValueError(f"block {lo}..{hi} is not next to the absorbed cores {i}..{j}")
+
+
 class _Costs:
     """Sizes and FLOPs of the interval states for one shape, each in ``O(1)``."""
 
@@ -162,61 +220,28 @@ class _Costs:
         self.P = _prefix([m[k] * n[k] for k in range(d)])
         self.S = [0] + list(accumulate(self.P[t + 1] * r[t] * r[t + 1] for t in range(d)))
 
-    def mseg(self, i, j):
-        return self.mpre[j + 1] // self.mpre[i]
-
-    def nseg(self, i, j):
-        return self.npre[j + 1] // self.npre[i]
-
     def merge(self, lo, hi):
         """FLOPs of merging cores lo..hi left to right (0 for one core)."""
         return 2 * self.r[lo] * ((self.S[hi + 1] - self.S[lo + 1]) // self.P[lo])
 
-    def state(self, i, j):
-        """Elements of the state after absorbing cores i..j."""
-        r = self.r
-        return self.B * self.npre[i] * r[i] * self.mseg(i, j) * r[j + 1] * self.nsuf[j + 1]
-
     def core_size(self, lo, hi):
         r = self.r
-        return r[lo] * self.mseg(lo, hi) * self.nseg(lo, hi) * r[hi + 1] if hi > lo else 0
+        if hi == lo:
+            return 0
+        return (r[lo] * (self.mpre[hi + 1] // self.mpre[lo])
+                * (self.npre[hi + 1] // self.npre[lo]) * r[hi + 1])
 
     def step(self, interval, lo, hi):
         """Absorb block lo..hi into the state of ``interval`` (None: the raw input).
 
         Returns ``(Step, new_interval, elements_held)``.
         """
-        r, B = self.r, self.B
         d = len(self.m)
         if not 0 <= lo <= hi < d:
             raise ValueError(f"block {lo}..{hi} is not a run of the {d} cores")
-        merge = self.merge(lo, hi)
-        if interval is None:
-            i, j = lo, hi
-            before = B * self.npre[-1]
-            free = B * self.npre[lo] * self.nsuf[hi + 1]
-            contracted = self.nseg(lo, hi)
-            new = r[lo] * self.mseg(lo, hi) * r[hi + 1]
-        else:
-            i, j = interval
-            before = self.state(i, j)
-            if lo == j + 1:      # block on the right
-                free = B * self.npre[i] * r[i] * self.mseg(i, j) * self.nsuf[hi + 1]
-                contracted = r[j + 1] * self.nseg(lo, hi)
-                new = self.mseg(lo, hi) * r[hi + 1]
-                j = hi
-            elif hi == i - 1:    # block on the left
-                free = B * self.npre[lo] * self.mseg(i, j) * r[j + 1] * self.nsuf[j + 1]
-                contracted = r[i] * self.nseg(lo, hi)
-                new = self.mseg(lo, hi) * r[lo]
-                i = lo
-            else:
-                raise ValueError(f"block {lo}..{hi} is not next to the absorbed cores "
-                                 f"{i}..{j}")
-        fl = 2 * free * contracted * new
-        after = self.state(i, j)
-        held = (0 if interval is None else before) + after + self.core_size(lo, hi)
-        return Step(lo, hi, fl, merge, after), (i, j), held
+        g, new = _gemm(self.mpre, self.npre, self.nsuf, self.r, interval, lo, hi, self.B, 1)
+        held = (0 if interval is None else g.size_in) + g.size_out + self.core_size(lo, hi)
+        return Step(lo, hi, g.flops, self.merge(lo, hi), g.size_out), new, held
 
 
 # ---- the two searches ----------------------------------------------------------------------------
@@ -457,6 +482,8 @@ _LAYOUTS6 = {
     "right": (1, 3, 5, 0, 2, 4),
     "left": (0, 1, 3, 2, 4, 5),
 }
+# a merge's 6-D (r, M, N, m, n, r') to the 4-D block order (r, M, m, N, n, r')
+_MERGE6 = (0, 1, 3, 2, 4, 5)
 
 
 def _block_layout(side):
@@ -469,36 +496,187 @@ def _block_layout(side):
     return _LAYOUTS[side]
 
 
-def _block_matrix(cores, lo, hi, side):
-    """The merged block as a 2-D ``(new, contracted)`` matrix for one kind of step."""
-    xp = get_xp(*cores[lo:hi + 1])
-    if lo == hi:
-        c = cores[lo]
-        perm, n_new = _LAYOUTS[side]
-        rows = math.prod(c.shape[a] for a in perm[:n_new])
-        return xp.transpose(c, perm).reshape(rows, -1)
-    # merge all but the last core, then fuse the last merge with the step's layout: one copy
-    a = merge_block(cores, lo, hi - 1)
-    b = cores[hi]
-    r, M, N, s = a.shape
-    _, m, n, s2 = b.shape
-    six = xp.matmul(a.reshape(r * M * N, s), b.reshape(s, m * n * s2))
-    six = six.reshape(r, M, N, m, n, s2)
-    rows = {"first": r * M * m * s2, "right": M * m * s2, "left": r * M * m}[side]
-    return xp.transpose(six, _LAYOUTS6[side]).reshape(rows, -1)
+class StepCode(NamedTuple):
+    """Everything :func:`execute` and the backward pass need to know about one step, sizes
+    and axis orders computed once per ``(plan, batch, batch_last)``.
+
+    ``merges`` holds, for each core ``t = lo+1..hi`` merged into the block, the shapes
+    ``(a2, b2, six, four)``: ``a.reshape(a2) @ cores[t].reshape(b2)`` reshaped to the 6-D
+    ``six`` is the merge, ``four`` its 4-D form.  ``perm`` is the axis order that lays the
+    block (the 4-D core, or the 6-D last merge) out as the ``(rows, K)`` matrix of the step
+    (``None``: none needed).  A gradient of that matrix goes back to the 4-D block
+    ``merged_shape`` as ``grad.reshape(grad_shape).transpose(grad_axes)``.
+    """
+
+    step: Step
+    gemm: Gemm
+    merges: tuple
+    perm: tuple
+    merged_shape: tuple
+    grad_shape: tuple
+    grad_axes: tuple
+
+
+class StepRecord(NamedTuple):
+    """What one executed step leaves for the backward pass (see ``record`` in :func:`execute`).
+
+    ``block`` is the merged block as the ``(rows, K)`` matrix the step multiplied with,
+    ``state`` the state it read (a ``(P, K, Q)`` array in C order, possibly of another shape),
+    ``merged`` the 4-D merges of the cores ``lo..t`` for ``t = lo..hi-1`` (empty for a block of
+    one core; the backward pass splits a block's gradient with them), and ``code`` the step's
+    :class:`StepCode`.
+    """
+
+    step: Step
+    side: str
+    P: int
+    K: int
+    Q: int
+    block: object
+    state: object
+    merged: tuple
+    code: StepCode
+
+
+def _argsort(perm):
+    inv = [0] * len(perm)
+    for k, a in enumerate(perm):
+        inv[a] = k
+    return tuple(inv)
+
+
+def _build_program(plan, B, batch_last):
+    """The :class:`StepCode` of every step of ``plan`` for ``B`` columns, and the output shape."""
+    m, n, r = plan.row_modes, plan.col_modes, plan.ranks
+    mpre, npre, nsuf = _prefix(m), _prefix(n), _suffix(n)
+    bf, bb = (1, B) if batch_last else (B, 1)
+    interval, codes = None, []
+    for step in plan.steps:
+        lo, hi = step.lo, step.hi
+        g, interval = _gemm(mpre, npre, nsuf, r, interval, lo, hi, bf, bb)
+        perm4 = _LAYOUTS[g.side][0]
+        shape4 = (r[lo], mpre[hi + 1] // mpre[lo], npre[hi + 1] // npre[lo], r[hi + 1])
+        merges = []
+        R, M, N = r[lo], m[lo], n[lo]
+        for t in range(lo + 1, hi + 1):
+            s, mt, nt, s2 = r[t], m[t], n[t], r[t + 1]
+            merges.append(((R * M * N, s), (s, mt * nt * s2), (R, M, N, mt, nt, s2),
+                           (R, M * mt, N * nt, s2)))
+            M, N = M * mt, N * nt
+        if hi > lo:
+            perm = _LAYOUTS6[g.side]
+        else:
+            perm = None if perm4 == (0, 1, 2, 3) else perm4
+        codes.append(StepCode(step, g, tuple(merges), perm, shape4,
+                              tuple(shape4[a] for a in perm4), _argsort(perm4)))
+    return tuple(codes), ((mpre[-1], B) if batch_last else (B, mpre[-1]))
+
+
+def _program(plan, B, batch_last):
+    """:func:`_build_program`, cached on the (immutable, shared) plan object."""
+    cache = plan.__dict__.get("_programs")
+    if cache is None:
+        cache = {}
+        object.__setattr__(plan, "_programs", cache)     # not a field: eq, hash, repr ignore it
+    key = (B, batch_last)
+    prog = cache.get(key)
+    if prog is None:
+        prog = cache[key] = _build_program(plan, B, batch_last)
+    return prog
+
+
+def _block(code, cores, keep=False):
+    """The merged block of one step as its ``(rows, K)`` matrix, and (if ``keep``) the 4-D
+    merges of the cores ``lo..t`` for ``t < hi`` made on the way.
+
+    A block of several cores is merged core by core (one GEMM and one interleaving copy per
+    core, 4 to 6 axes whatever the number of cores); the last merge is laid out for the step
+    directly, so the block is copied once more only for a single core that needs transposing.
+    """
+    g = code.gemm
+    lo = code.step.lo
+    a = cores[lo]
+    if not code.merges:
+        if code.perm is not None:
+            a = a.transpose(code.perm)
+        return a.reshape(g.rows, g.K), ()
+    merged = [a] if keep else None
+    last = len(code.merges) - 1
+    for idx, (a2, b2, six, four) in enumerate(code.merges):
+        prod = (a.reshape(a2) @ cores[lo + 1 + idx].reshape(b2)).reshape(six)
+        if idx == last:
+            return prod.transpose(code.perm).reshape(g.rows, g.K), (tuple(merged) if keep else ())
+        a = prod.transpose(_MERGE6).reshape(four)
+        if keep:
+            merged.append(a)
+
+
+def _apply(block, state, g, xp=None, out=None):
+    """``out[p, n, q] = sum_k block[n, k] * state[p, k, q]``: one GEMM when ``P`` or ``Q`` is
+    1, else one batched GEMM over ``p`` on a view of the state (no copy of the data).  With
+    ``out`` (a flat array of at least ``P * rows * Q`` elements) the result is written there."""
+    P, K, Q = g.P, g.K, g.Q
+    if out is None:
+        if P == 1:
+            return block @ state.reshape(K, Q)
+        if Q == 1:
+            return state.reshape(P, K) @ block.T
+        return block @ state.reshape(P, K, Q)
+    if P == 1:
+        return xp.matmul(block, state.reshape(K, Q), out=out.reshape(g.rows, Q))
+    if Q == 1:
+        return xp.matmul(state.reshape(P, K), block.T, out=out.reshape(P, g.rows))
+    return xp.matmul(block, state.reshape(P, K, Q), out=out.reshape(P, g.rows, Q))
+
+
+class Workspace:
+    """Arrays reused from one product to the next, instead of allocated afresh each time.
+
+    :func:`execute` writes the intermediate states of a plan here (never its result), and
+    :func:`tensortrain.gradients.matmul_backward` the gradients of those states; a layer that
+    keeps one workspace (``TTLinear``) therefore allocates its temporaries once.  Large fresh
+    arrays are expensive on a CPU: the operating system maps and zeroes their pages on first
+    touch, which for the fc6 layer cost about as much as a third of forward and backward.
+
+    Arrays are kept per role, grown when a larger one is needed, and handed out as
+    contiguous views of their leading elements.  Whatever a workspace handed out before is
+    overwritten by the next call that uses it: a context that holds such arrays
+    (:class:`tensortrain.gradients.MatmulContext`) is only valid until the next forward pass
+    with the same workspace.  :meth:`clear` releases the memory.
+    """
+
+    __slots__ = ("_arrays",)
+
+    def __init__(self):
+        self._arrays = {}
+
+    def take(self, key, size, dtype, xp):
+        """A flat, contiguous ``xp`` array of ``size`` elements of ``dtype`` for ``key``."""
+        a = self._arrays.get((key, xp))
+        if a is None or a.size < size or a.dtype != dtype:
+            a = xp.empty(size, dtype=dtype)
+            self._arrays[(key, xp)] = a
+        return a[:size]
+
+    def clear(self):
+        """Drop every array held."""
+        self._arrays.clear()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held."""
+        return sum(int(a.nbytes) for a in self._arrays.values())
+
+
+def _array_module(x, cores):
+    """``get_xp(x, *cores)``; plain NumPy operands are recognised without the general scan."""
+    if type(x) is np.ndarray and all(type(c) is np.ndarray for c in cores):
+        return np
+    return get_xp(x, *cores)
 
 
 # ---- execution -----------------------------------------------------------------------------------
-def _apply_block(xp, core, state, P, K, Q):
-    """``out[p, new, q] = sum_k core[new, k] * state[p, k, q]`` as one (batched) GEMM."""
-    if P == 1:
-        return xp.matmul(core, state.reshape(K, Q))
-    if Q == 1:
-        return xp.matmul(state.reshape(P, K), core.T)
-    return xp.matmul(core, state.reshape(P, K, Q))
-
-
-def execute(plan: ContractionPlan, cores, x, batch_last=False, record=None):
+def execute(plan: ContractionPlan, cores, x, batch_last=False, record=None, workspace=None):
     """Apply a plan: ``x @ W.T`` for ``x`` of shape ``(B, N)``, or ``W @ x`` for ``(N, B)``
     with ``batch_last=True``.
 
@@ -506,38 +684,42 @@ def execute(plan: ContractionPlan, cores, x, batch_last=False, record=None):
     the batch in front (or at the back).  The indices contracted by every step are then
     contiguous, so each step is a single (batched) matrix product of the merged block with a
     *view* of the state: no transposing copies of the data, and the final state is already
-    the output ``(B, M)`` (or ``(M, B)``).
+    the output ``(B, M)`` (or ``(M, B)``).  The sizes and axis orders of the steps are worked
+    out once per plan, batch and orientation and cached on the plan.
 
-    ``record``, if a list, receives one ``(step, side, P, K, Q, block_matrix, state_in)``
-    tuple per step: what the backward pass (:mod:`tensortrain.gradients`) needs.
+    ``record``, if a list, receives one :class:`StepRecord` per step: what the backward pass
+    (:mod:`tensortrain.gradients`) needs.  ``workspace``, a :class:`Workspace`, receives the
+    intermediate states (the result is always a new array).
     """
-    xp = get_xp(x, *cores)
+    xp = _array_module(x, cores)
     B = x.shape[1] if batch_last else x.shape[0]
-    bf, bb = (1, B) if batch_last else (B, 1)
-    r = plan.ranks
-    mpre, npre, nsuf = _prefix(plan.row_modes), _prefix(plan.col_modes), _suffix(plan.col_modes)
+    codes, out_shape = _program(plan, B, batch_last)
     state = x
-    interval = None
-    for step in plan.steps:
-        lo, hi = step.lo, step.hi
-        nseg = npre[hi + 1] // npre[lo]
-        if interval is None:
-            side, P, K, Q = "first", bf * npre[lo], nseg, nsuf[hi + 1] * bb
-            interval = (lo, hi)
-        else:
-            i, j = interval
-            mmid = mpre[j + 1] // mpre[i]
-            if lo == j + 1:     # block on the right
-                side, P, K, Q = ("right", bf * npre[i] * r[i] * mmid, r[lo] * nseg,
-                                 nsuf[hi + 1] * bb)
-                interval = (i, hi)
-            else:               # block on the left
-                side, P, K, Q = ("left", bf * npre[lo], nseg * r[hi + 1],
-                                 mmid * r[j + 1] * nsuf[j + 1] * bb)
-                interval = (lo, j)
-        core = _block_matrix(cores, lo, hi, side)
+    last = len(codes) - 1
+    dtype = None
+    if workspace is not None:
+        dtype = _result_dtype(cores[0].dtype, x.dtype)
+    for idx, code in enumerate(codes):
+        block, merged = _block(code, cores, keep=record is not None)
+        g = code.gemm
         if record is not None:
-            record.append((step, side, P, K, Q, core, state))
-        state = _apply_block(xp, core, state, P, K, Q)
-    M = mpre[-1]
-    return state.reshape(M, B) if batch_last else state.reshape(B, M)
+            record.append(StepRecord(code.step, g.side, g.P, g.K, g.Q, block, state, merged,
+                                     code))
+        if workspace is None or idx == last:
+            state = _apply(block, state, g)
+        else:
+            state = _apply(block, state, g, xp, workspace.take(("state", idx), g.size_out,
+                                                              dtype, xp))
+    return state.reshape(out_shape)
+
+
+_RESULT_TYPES = {}
+
+
+def _result_dtype(a, b):
+    """``np.result_type(a, b)`` of two dtypes, memoized (it is asked on every product)."""
+    key = (a, b)
+    dt = _RESULT_TYPES.get(key)
+    if dt is None:
+        dt = _RESULT_TYPES[key] = np.result_type(a, b)
+    return dt

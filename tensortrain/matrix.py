@@ -215,24 +215,17 @@ class TTMatrix(_TTBase):
 
     def _apply(self, x2, batch_last=False):
         """``x2 @ W.T`` for ``x2`` of shape ``(B, N)``, or ``W @ x2`` for ``(N, B)``."""
-        xp = get_xp(x2, self.cores[0])
-        M, N = self.shape
-        Mp, Np = self.padded_shape
-        B = x2.shape[1] if batch_last else x2.shape[0]
-        if Np != N:
-            if batch_last:
-                pad = xp.zeros((Np, B), dtype=x2.dtype)
-                pad[:N] = x2
-            else:
-                pad = xp.zeros((B, Np), dtype=x2.dtype)
-                pad[:, :N] = x2
-            x2 = pad
-        itemsize = np.result_type(self.dtype, x2.dtype).itemsize
-        plan = contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks, B, itemsize)
-        y = contraction.execute(plan, self.cores, x2, batch_last=batch_last)
-        if Mp != M:
-            y = y[:M] if batch_last else y[:, :M]
-        return y
+        axis = 0 if batch_last else 1
+        itemsize = contraction._result_dtype(self.cores[0].dtype, x2.dtype).itemsize
+        plan = contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks,
+                                       x2.shape[1 - axis], itemsize)
+        y = contraction.execute(plan, self.cores, _pad(x2, self.padded_shape[1], axis),
+                                batch_last=batch_last)
+        return _crop(y, self.shape[0], axis)
+
+    def _result_dtype(self, dtype):
+        """The dtype of a product of this TT-matrix with data of ``dtype``."""
+        return contraction._result_dtype(self.cores[0].dtype, dtype)
 
     def _check_dense_operand(self, x, expected, where):
         x = as_float_array(x, where)
@@ -242,13 +235,20 @@ class TTMatrix(_TTBase):
         return x
 
     def __matmul__(self, other):
+        N = self.shape[1]
+        if (type(other) is np.ndarray and other.dtype.char in _FLOAT_CHARS
+                and 0 < other.ndim <= 2 and other.shape[0] == N):
+            # the common case, a NumPy vector or matrix of the right length: no more checks
+            if other.ndim == 2:
+                return self._apply(other, batch_last=True)
+            return self._apply(other[None, :])[0]
         if isinstance(other, TTMatrix):
             return self._matmul_tt_matrix(other)
         if isinstance(other, TTTensor):
             return self._matmul_tt_tensor(other)
         if not (is_array(other) or isinstance(other, (list, tuple))):
             return NotImplemented
-        M, N = self.shape
+        M = self.shape[0]
         x = self._check_dense_operand(other, N, "W @ x")
         if x.ndim == 1:
             if x.shape[0] != N:
@@ -266,9 +266,13 @@ class TTMatrix(_TTBase):
         return xp.swapaxes(y.reshape(lead + (M,)), -1, -2)
 
     def __rmatmul__(self, other):
+        M = self.shape[0]
+        if (type(other) is np.ndarray and other.dtype.char in _FLOAT_CHARS
+                and other.ndim == 2 and other.shape[1] == M):
+            return self.T._apply(other)             # the common case: no more checks
         if not (is_array(other) or isinstance(other, (list, tuple))):
             return NotImplemented
-        M, N = self.shape
+        N = self.shape[1]
         x = self._check_dense_operand(other, M, "x @ W")
         if x.shape[-1] != M:
             raise ShapeError(f"x @ W: W has {M} rows, but x has {x.shape[-1]} columns "
@@ -315,6 +319,35 @@ class TTMatrix(_TTBase):
             s = c.shape
             cores.append(c.reshape(s[0] * s[1], s[2], s[3] * s[4]))
         return TTTensor(cores)
+
+
+#: dtype characters of the floating dtypes a dense operand may have (float32/64, complex64/128)
+_FLOAT_CHARS = "fdFD"
+
+
+def _pad(x, size, axis):
+    """The 2-D ``x`` with zeros appended along ``axis`` up to ``size`` (``x`` itself when it
+    already has that size).  The one place where dense operands meet the padded modes:
+    products pad their input columns, the backward pass its output gradient."""
+    n = x.shape[axis]
+    if n == size:
+        return x
+    xp = get_xp(x)
+    if axis == 0:
+        out = xp.zeros((size, x.shape[1]), dtype=x.dtype)
+        out[:n] = x
+    else:
+        out = xp.zeros((x.shape[0], size), dtype=x.dtype)
+        out[:, :n] = x
+    return out
+
+
+def _crop(y, size, axis):
+    """The leading ``size`` entries of the 2-D ``y`` along ``axis`` (a view): the logical part
+    of a result over padded modes (``y`` itself when nothing is padded)."""
+    if y.shape[axis] == size:
+        return y
+    return y[:size] if axis == 0 else y[:, :size]
 
 
 def _mask_axis(core, mask, axis):

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._backend import asarray, get_xp, resolve_xp
 from .._validation import as_float_array, check_eps, check_ranks
+from ..contraction import Workspace
 from ..errors import ShapeError
 from ..gradients import matmul_backward, matmul_forward
 from ..matrix import TTMatrix
@@ -46,7 +47,11 @@ class TTLinear(Module):
     -----
     The forward pass runs the contraction plan of :meth:`TTMatrix.matmul_cost` and keeps each
     step's input for the backward pass (:mod:`tensortrain.gradients`): the dense ``W`` is
-    never formed.
+    never formed.  The layer keeps those intermediate arrays, and the gradients of them, in a
+    :class:`tensortrain.contraction.Workspace` that the next call reuses (about the memory
+    of one forward and backward pass, held between calls; ``release_workspace()`` frees it):
+    allocating them afresh each time cost about a third of the fc6 layer's forward and
+    backward time on a CPU.
     """
 
     def __init__(self, in_features, out_features, ranks, in_modes=None, out_modes=None,
@@ -107,8 +112,19 @@ class TTLinear(Module):
     # ---- structure ------------------------------------------------------------------------
     @property
     def weight(self) -> TTMatrix:
-        """The current weight as a TTMatrix (sharing the parameter arrays)."""
-        return TTMatrix([p.data for p in self.cores], (self.out_features, self.in_features))
+        """The current weight as a TTMatrix (sharing the parameter arrays).
+
+        The TTMatrix is kept while the parameters hold the same arrays (optimizers update
+        them in place), so its cores are validated, and its plans looked up, once rather than
+        on every forward pass.
+        """
+        datas = [p.data for p in self.cores]
+        W = self.__dict__.get("_weight")
+        if W is None or len(W.cores) != len(datas) or any(
+                a is not b for a, b in zip(W.cores, datas)):
+            W = TTMatrix(datas, (self.out_features, self.in_features))
+            self._weight = W
+        return W
 
     @property
     def ranks(self):
@@ -145,10 +161,18 @@ class TTLinear(Module):
                 f"in_modes={self.in_modes}, out_modes={self.out_modes}, ranks={self.ranks}, "
                 f"bias={self.bias is not None}, compression={self.compression:.1f}x")
 
+    def release_workspace(self):
+        """Free the arrays kept for reuse between calls (they are allocated again when
+        needed)."""
+        self.__dict__.pop("_workspace", None)
+
     # ---- computation --------------------------------------------------------------------
     def forward(self, x):
         x = check_input(x, "TTLinear", self.in_features)
-        y, ctx = matmul_forward(self.weight, x)
+        ws = self.__dict__.get("_workspace")
+        if ws is None:
+            ws = self._workspace = Workspace()
+        y, ctx = matmul_forward(self.weight, x, workspace=ws)
         if self.bias is not None:
             y = y + self.bias.data
         self._cache = ctx

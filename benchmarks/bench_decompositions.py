@@ -12,15 +12,24 @@ Cases
   ``eps=1e-8`` (``TTTensor.from_dense``): recovered ranks and relative error.
 * TT-SVD of a random 1024 x 1024 matrix into a TTMatrix with modes (4,8,8,4) x (4,8,8,4),
   ``max_rank=16`` (``TTMatrix.from_dense``).
+* TT-SVD of the smooth 4096 x 4096 kernel matrix of ``python -m tensortrain demo``,
+  ``eps=1e-6``, balanced modes chosen by ``TTMatrix.from_dense`` (2048 x 2048 with ``--quick``).
 * Rounding of the sum of two random TTs with modes (8,)^12 and ranks 20 (sum ranks 40), to
   ``eps=1e-8`` and, separately, to ``max_rank=20``.
 * ``tt.dot(a, b)`` and ``a.norm()`` of TTs with modes (8,)^20 and ranks 30.
 
+Every TT-SVD row names the path each unfolding took (``gram``: eigenpairs of the Gram matrix
+of its short side; ``qr``: R factor of a Householder QR of a wide unfolding; ``svd``: a thin
+SVD; ``gram>qr`` a Gram attempt that fell back), and every rounding row how many bonds were
+cut (``cut``) or kept whole after a QR (``keep``).
+
 References, timed in the same process: for the dense TT-SVDs one SVD of the first unfolding
-(``linalg.svd(full_matrices=False)``) and one square GEMM with about the FLOPs of the algorithm;
-for rounding the QR half-sweep (``orthogonalize('right')``); for everything the estimated
-FLOPs of the algorithm as the library implements it (leading terms, see ``*_flops`` below),
-the achieved GFLOP/s and that rate as a share of the machine's GEMM rate.
+(``linalg.svd(full_matrices=False)``), the Gram matrices of all the unfoldings the algorithm
+factorizes (the same shapes, formed as the library forms them: the floor of any Gram-based
+method) and one square GEMM with about the FLOPs of the algorithm; for rounding the QR
+half-sweep (``orthogonalize('right')``); for everything the estimated FLOPs of the algorithm
+as the library implements it (leading terms, see ``*_flops`` below), the achieved GFLOP/s and
+that rate as a share of the machine's GEMM rate.
 """
 
 from __future__ import annotations
@@ -58,11 +67,20 @@ def _svd_flops(m, n):
     return 8 * m * n * n + 4 * n ** 3 / 3
 
 
-def tt_svd_flops(modes, ranks):
+def _eigh_flops(n, k):
+    """Symmetric eigensolver: tridiagonal reduction ``4n^3/3`` plus ``2 n^2 k`` to transform
+    back ``k`` vectors (all pairs: about ``9 n^3`` for divide and conquer)."""
+    return 4 * n ** 3 / 3 + (2 * n * n * k if k < n else 23 * n ** 3 / 3)
+
+
+def tt_svd_flops(modes, ranks, paths=None):
     """TT-SVD as in ``decompositions.tt_svd``: per unfolding ``p x q`` (``p = r n_k``).
 
-    Wide unfoldings (``q >= 2p``): R-factor of a QR of the ``q x p`` transpose, SVD of the
-    ``p x p`` R, and the GEMM ``u^H @ mat``.  Others: a thin SVD.  Plus the norm (2N).
+    ``gram``: the Gram matrix of the short side ``s`` (``s^2 l`` with ``syrk``, ``l`` the long
+    side), its eigenpairs (``_eigh_flops``; a pivoted Cholesky compression makes it less) and
+    ``u^H M`` (``2 r p q``; skipped when nothing is cut).  ``qr``: R factor of a QR of the
+    ``q x p`` transpose, SVD of the ``p x p`` R, and ``u^H M``.  ``svd``: a thin SVD.  Plus
+    the norm (2N).  ``paths`` (one per unfolding, as reported) defaults to the QR rule.
     """
     d = len(modes)
     total = 2 * math.prod(modes)
@@ -70,11 +88,21 @@ def tt_svd_flops(modes, ranks):
         p = ranks[k] * modes[k]
         q = math.prod(modes[k + 1:])
         r = ranks[k + 1]
-        if q >= 2 * p:
-            total += _qr_flops(q, p, with_q=False) + _svd_flops(p, p) + 2 * r * p * q
+        path = (paths[k] if paths else ("qr" if q >= 2 * p else "svd")).split(">")[-1]
+        project = 0 if (r == p and q >= p) else 2 * r * p * q
+        if path.startswith("gram"):
+            s, long_side = min(p, q), max(p, q)
+            total += s * s * long_side + _eigh_flops(s, r) + project
+        elif path == "qr":
+            total += _qr_flops(q, p, with_q=False) + _svd_flops(p, p) + project
         else:
             total += _svd_flops(p, q) + r * q
     return total
+
+
+def unfolding_shapes(modes, ranks):
+    """The ``(p, q)`` shapes of the unfoldings TT-SVD factorizes for these result ranks."""
+    return [(ranks[k] * modes[k], math.prod(modes[k + 1:])) for k in range(len(modes) - 1)]
 
 
 def round_flops(modes, ranks_in, ranks_out):
@@ -172,6 +200,56 @@ def main(argv=None):
             rec.update(extra)
         results.append(rec)
 
+    def paths_of(fn):
+        """Run ``fn`` once and return the path of every unfolding of its TT-SVD."""
+        report = []
+        orig = tt.decompositions.tt_svd
+
+        def traced(*a, **kw):
+            kw["report"] = report
+            return orig(*a, **kw)
+
+        tt.decompositions.tt_svd = traced
+        try:
+            fn()
+        finally:
+            tt.decompositions.tt_svd = orig
+        return report
+
+    def gram_fn(modes, ranks, dtype):
+        """Forms the Gram matrices of random matrices with the shapes of the unfoldings."""
+        rng = np.random.default_rng(9)
+        mats = [xp.asarray(rng.standard_normal(s).astype(dtype))
+                for s in unfolding_shapes(modes, ranks)]
+        flops = sum(min(s) ** 2 * max(s) for s in unfolding_shapes(modes, ranks))
+
+        def fn():
+            for m in mats:
+                tt._backend.gram(m, rows=m.shape[0] <= m.shape[1])
+        return fn, flops, mats
+
+    def tt_svd_case(name, detail, run, modes, ranks, paths, ref_unf, dtype, gemm, extra):
+        flops = tt_svd_flops(modes, ranks, paths)
+        g_fn, g_n, g_flops = gemm_like(flops, dtype)
+        gr_fn, gr_flops, mats = gram_fn(modes, ranks, dtype)
+        fns = [run, gr_fn, g_fn]
+        if ref_unf is not None:
+            fns.append(lambda: xp.linalg.svd(ref_unf, full_matrices=False))
+        ts = T(fns)
+        extra = dict(extra, paths=paths, gram_time=ts[1], tt_svd_over_gram=ts[0]["best"]
+                     / ts[1]["best"])
+        add(name, f"{detail}; path {','.join(paths)}", ts[0], flops, dtype, gemm, extra=extra)
+        case = results[-1]
+        add("  ref: Gram matrices", "of all unfoldings (TT-SVD's shapes; syrk/herk)", ts[1],
+            gr_flops, dtype, gemm, "reference")
+        if ref_unf is not None:
+            add("  ref: linalg.svd", f"1st unfolding {ref_unf.shape[0]}x{ref_unf.shape[1]}",
+                ts[3], None, dtype, gemm, "reference")
+        add("  ref: GEMM", f"{g_n}x{g_n} square, ~same FLOPs", ts[2], g_flops, dtype, gemm,
+            "reference")
+        del mats
+        return case
+
     for dtype in dtypes:
         dname = np.dtype(dtype).name
         gemm = rates[dname]["gflops"]
@@ -186,27 +264,20 @@ def main(argv=None):
         A = xp.asarray(A_host)
         exact_dev = xp.asarray(exact.astype(dtype))
         X = tt.TTTensor.from_dense(A, eps=1e-8)
-        flops = tt_svd_flops(modes, X.ranks)
+        paths = paths_of(lambda: tt.TTTensor.from_dense(A, eps=1e-8))
         unf = A.reshape(modes[0], -1)
-        g_fn, g_n, g_flops = gemm_like(flops, dtype)
-        t_case, t_svd, t_gemm = T([lambda: tt.TTTensor.from_dense(A, eps=1e-8),
-                                   lambda: xp.linalg.svd(unf, full_matrices=False), g_fn])
         name = f"TT-SVD (4,)^10 {dname}"
-        add(name, "eps=1e-8, rank-8 tensor + 1e-10 noise", t_case, flops, dtype, gemm,
-            extra={"ranks": X.ranks})
-        add("  ref: linalg.svd", f"1st unfolding {unf.shape[0]}x{unf.shape[1]}", t_svd, None,
-            dtype, gemm, "reference")
-        add("  ref: GEMM", f"{g_n}x{g_n} square, ~same FLOPs", t_gemm, g_flops, dtype, gemm,
-            "reference")
+        case = tt_svd_case(name, "eps=1e-8, rank-8 tensor + 1e-10 noise",
+                           lambda: tt.TTTensor.from_dense(A, eps=1e-8), modes, X.ranks, paths,
+                           unf, dtype, gemm, {"ranks": X.ranks})
         full = X.full()
         err = host_norm(full - A) / host_norm(A)
         err_exact = host_norm(full - exact_dev) / host_norm(exact_dev)
         expected = tt.random_tensor(modes, 8, rng=0).ranks
-        acc_rows.append([name, f"{expected} + noise", str(X.ranks),
+        acc_rows.append([name, f"{expected} + noise", str(X.ranks), ",".join(paths),
                          f"{err:.2e}", f"{err_exact:.2e} vs exact", "<= 1e-8",
                          "ok" if err <= 1e-8 and X.ranks == expected else "CHECK"])
-        results[-3].update({"rel_err": err, "rel_err_vs_exact": err_exact,
-                            "expected_ranks": expected})
+        case.update({"rel_err": err, "rel_err_vs_exact": err_exact, "expected_ranks": expected})
         del A, exact_dev, full, unf, X
         backend.free()
 
@@ -214,26 +285,44 @@ def main(argv=None):
         rm = cm = (4, 8, 8, 4)
         Ad = xp.asarray(rng.standard_normal((1024, 1024)).astype(dtype))
         W = tt.TTMatrix.from_dense(Ad, row_modes=rm, col_modes=cm, max_rank=16)
+        paths = paths_of(lambda: tt.TTMatrix.from_dense(Ad, row_modes=rm, col_modes=cm,
+                                                        max_rank=16))
         mn = tuple(a * b for a, b in zip(rm, cm))
-        flops = tt_svd_flops(mn, W.ranks) + 2 * Ad.size   # + the permuting copy, roughly
         perm = [p for k in range(4) for p in (k, 4 + k)]
         unf = xp.ascontiguousarray(xp.transpose(Ad.reshape(rm + cm), perm)).reshape(mn[0], -1)
-        g_fn, g_n, g_flops = gemm_like(flops, dtype)
-        t_case, t_svd, t_gemm = T([
-            lambda: tt.TTMatrix.from_dense(Ad, row_modes=rm, col_modes=cm, max_rank=16),
-            lambda: xp.linalg.svd(unf, full_matrices=False), g_fn])
         name = f"TT-SVD 1024x1024 {dname}"
-        add(name, "modes (4,8,8,4)x(4,8,8,4), max_rank=16", t_case, flops, dtype, gemm,
-            extra={"ranks": W.ranks})
-        add("  ref: linalg.svd", f"1st unfolding {unf.shape[0]}x{unf.shape[1]}", t_svd, None,
-            dtype, gemm, "reference")
-        add("  ref: GEMM", f"{g_n}x{g_n} square, ~same FLOPs", t_gemm, g_flops, dtype, gemm,
-            "reference")
+        case = tt_svd_case(name, "modes (4,8,8,4)x(4,8,8,4), max_rank=16",
+                           lambda: tt.TTMatrix.from_dense(Ad, row_modes=rm, col_modes=cm,
+                                                          max_rank=16),
+                           mn, W.ranks, paths, unf, dtype, gemm, {"ranks": W.ranks})
+        case["flops"] += 2 * Ad.size                 # + the permuting copy, roughly
         err = host_norm(W.full() - Ad) / host_norm(Ad)
-        acc_rows.append([name, "full (random matrix)", str(W.ranks), f"{err:.2e}", "-",
-                         "ranks <= 16", "ok" if W.max_rank <= 16 else "CHECK"])
-        results[-3].update({"rel_err": err})
+        acc_rows.append([name, "full (random matrix)", str(W.ranks), ",".join(paths),
+                         f"{err:.2e}", "-", "ranks <= 16", "ok" if W.max_rank <= 16 else "CHECK"])
+        case["rel_err"] = err
         del Ad, unf, W
+        backend.free()
+
+        # ---- 2b. the demo's smooth kernel matrix, eps=1e-6 -------------------------------------
+        n = 2048 if args.quick else 4096
+        x = np.linspace(0.0, 1.0, n)
+        K = np.exp(-((x[:, None] - x[None, :]) ** 2) / (2 * 0.15 ** 2)) / (1.0 + np.outer(x, x))
+        Kd = xp.asarray(K.astype(dtype))
+        del K
+        W = tt.TTMatrix.from_dense(Kd, eps=1e-6)
+        paths = paths_of(lambda: tt.TTMatrix.from_dense(Kd, eps=1e-6))
+        mn = tuple(a * b for a, b in zip(W.row_modes, W.col_modes))
+        name = f"TT-SVD demo {n}x{n} {dname}"
+        case = tt_svd_case(name, f"smooth kernel, eps=1e-6, modes {W.row_modes}^2",
+                           lambda: tt.TTMatrix.from_dense(Kd, eps=1e-6), mn, W.ranks, paths,
+                           None, dtype, gemm, {"ranks": W.ranks})
+        case["flops"] += 2 * Kd.size
+        err = host_norm(W.full() - Kd) / host_norm(Kd)
+        acc_rows.append([name, "smooth kernel", str(W.ranks), ",".join(paths), f"{err:.2e}",
+                         f"{case['tt_svd_over_gram']:.1f}x the Gram matrices", "<= 1e-6",
+                         "ok" if err <= 1e-6 else "CHECK"])
+        case["rel_err"] = err
+        del Kd, W
         backend.free()
 
         # ---- 3. rounding of a + b, (8,)^12, ranks 20 + 20 -------------------------------------
@@ -244,19 +333,25 @@ def main(argv=None):
         s_norm = s.norm()
         for label, kw in (("eps=1e-8", {"eps": 1e-8}), ("max_rank=20", {"max_rank": 20})):
             r = s.round(**kw)
+            report = []
+            caps = None if "max_rank" not in kw else (kw["max_rank"],) * (s.ndim - 1)
+            tt.decompositions.round_cores(list(s.cores), kw.get("eps", 0.0), caps, report=report)
+            bonds = ", ".join(f"{report.count(k)} {k}" for k in ("keep", "cut", "svd")
+                              if report.count(k))
             flops = round_flops(modes, s.ranks, r.ranks)
             oflops = orth_flops(modes, s.ranks, "right")
             t_case, t_orth = T([lambda kw=kw: s.round(**kw), lambda: s.orthogonalize("right")])
             name = f"round a+b (8,)^12 {dname}"
-            add(name, f"{label}, ranks 40 -> {r.max_rank}", t_case, flops, dtype, gemm,
-                extra={"ranks_in": s.ranks, "ranks_out": r.ranks, "option": kw})
+            add(name, f"{label}, ranks 40 -> {r.max_rank}; bonds {bonds}", t_case, flops, dtype,
+                gemm, extra={"ranks_in": s.ranks, "ranks_out": r.ranks, "option": kw,
+                             "bonds": report})
             case_rec = results[-1]
             add("  ref: QR sweep", "orthogonalize('right'), the first half", t_orth, oflops,
                 dtype, gemm, "reference")
             err = (s - r).norm() / s_norm
             bound = "<= 1e-8" if "eps" in kw else "best rank-20 (no eps bound)"
             ok = err <= 1e-8 if "eps" in kw else r.max_rank <= 20
-            acc_rows.append([f"{name} {label}", f"max {s.max_rank}", f"max {r.max_rank}",
+            acc_rows.append([f"{name} {label}", f"max {s.max_rank}", f"max {r.max_rank}", bonds,
                              f"{err:.2e}", "-", bound, "ok" if ok else "CHECK"])
             case_rec["rel_err"] = err
         del a, b, s, r
@@ -275,7 +370,7 @@ def main(argv=None):
         nrm = a.norm()
         aa = tt.dot(a, a)
         rel = abs(aa - nrm ** 2) / nrm ** 2
-        acc_rows.append([f"dot/norm (8,)^20 {dname}", "30", "-",
+        acc_rows.append([f"dot/norm (8,)^20 {dname}", "30", "-", "-",
                          f"{rel:.2e}", "|dot(a,a)-norm(a)^2|/norm^2", "~1e-15 (f64)",
                          "ok" if rel < (1e-12 if dtype == np.float64 else 1e-4) else "CHECK"])
         results[-1]["dot_norm_consistency"] = rel
@@ -290,12 +385,13 @@ def main(argv=None):
          "bg cpu"],
         time_rows)
     C.print_table("results and accuracy",
-                  ["operation", "input ranks", "result ranks", "rel error", "other",
-                   "expected", "check"],
+                  ["operation", "input ranks", "result ranks", "path / bonds", "rel error",
+                   "other", "expected", "check"],
                   acc_rows)
     print("FLOP estimates are leading-term counts of the algorithms as implemented "
           "(Householder QR 2mn^2-2n^3/3, doubled when Q is formed; thin SVD by gesdd "
-          "8mn^2+4n^3/3, or 6mn^2+8n^3 when m >= 1.6n); GFLOP/s = estimate / best time.\n")
+          "8mn^2+4n^3/3, or 6mn^2+8n^3 when m >= 1.6n; Gram matrix s^2 l of the short side "
+          "s, eigensolver 4s^3/3 + 2s^2 r); GFLOP/s = estimate / best time.\n")
     run = monitor.summary()
     wall = time.perf_counter() - t_start
     print(f"wall time {wall:.1f} s; other processes used {C.fmt_bg(run['background_cpu'])} "
@@ -304,8 +400,8 @@ def main(argv=None):
         path = C.write_results(C.result_name("bench_decompositions", args),
                                {"gemm": rates, "rows": results,
                                 "accuracy": [dict(zip(["operation", "input_ranks",
-                                                       "result_ranks", "rel_error", "other",
-                                                       "expected", "check"], r))
+                                                       "result_ranks", "path", "rel_error",
+                                                       "other", "expected", "check"], r))
                                              for r in acc_rows],
                                 "wall_s": wall, "background_cpu": run["background_cpu"],
                                 "repeats": repeats}, env, args)

@@ -9,6 +9,22 @@ dropped, so ``eps=0`` gives an exact decomposition without round-off noise in th
 Magnitudes: every algorithm here works on data scaled by exact powers of two (see
 :mod:`tensortrain._scaling`), so the bound holds and nothing overflows or underflows for data
 of any magnitude the dtype can hold, and for any ``d``.
+
+Paths of TT-SVD (one per unfolding ``M``, ``p x q``; see ``docs/performance.md``):
+
+* ``'gram'``: eigenpairs of the Gram matrix of the short side of ``M`` (``M M^H`` or
+  ``M^H M``).  Only where the truncation it has to decide lies far above the Gram matrix's
+  round-off: squaring ``M`` makes the eigenvalues exact only to about ``u ||M||_F^2``, so the
+  discarded squared tail ``delta^2`` must exceed :data:`GRAM_SAFETY` times that, or
+  ``max_rank`` must cut at an eigenvalue that far above it.  The error of the result is
+  then certified from ``||M||_F^2 - ||U^H M||_F^2``; any doubt falls back to the next path.
+* ``'qr'``: a wide unfolding (``q >= 2 p``) is reduced by the ``R`` factor of a Householder
+  QR of ``M^H`` (``Q`` never formed), whose small SVD gives the truncation.
+* ``'svd'``: a thin SVD of ``M`` itself.
+
+Rounding sweeps with Householder QR (right to left), then, left to right, a QR of each core
+matrix and the singular values of its small ``R``; the singular vectors are computed only
+where a bond is truncated.
 """
 
 from __future__ import annotations
@@ -18,13 +34,35 @@ import math
 import numpy as np
 
 from . import _scaling
-from ._backend import get_xp, qr, svd, to_host, wide_r_factor
+from ._backend import (eigh, frobenius_norm, get_xp, gram, matmul, pivoted_cholesky, qr, svd,
+                       svdvals, to_host, wide_r_factor)
 from .errors import TTError
 
 __all__ = ["tt_svd", "orthogonalize_cores", "orthogonal_sweep", "round_cores",
-           "truncation_rank"]
+           "truncation_rank", "TT_SVD_METHODS", "ROUND_METHODS", "GRAM_SAFETY"]
 
 _LN2 = math.log(2.0)
+
+#: Accepted ``method`` values of :func:`tt_svd`.  ``'auto'`` picks per unfolding by the rules
+#: of the module docstring; the others force a path: ``'gram'`` tries the Gram path on every
+#: unfolding (still falling back where it cannot decide the truncation), ``'qr'`` is the
+#: R-factor path for wide unfoldings and an SVD for the others, ``'svd'`` an SVD everywhere.
+TT_SVD_METHODS = ("auto", "gram", "qr", "svd")
+
+#: Accepted ``method`` values of :func:`round_cores`: ``'auto'``/``'qr'`` (QR, singular values
+#: of ``R``, vectors only where a bond is cut) and ``'svd'`` (a full SVD of every core matrix).
+ROUND_METHODS = ("auto", "qr", "svd")
+
+#: Safety factor of the Gram path, on squared quantities: a truncation is decided from Gram
+#: eigenvalues only when the quantity that decides it (the allowed squared tail ``delta^2``,
+#: or the smallest kept eigenvalue) is at least this many times ``u ||M||_F^2``, the size of
+#: the Gram matrix's own round-off (``u`` the unit round-off of the precision it is formed
+#: in).  1024 is a factor 32 on singular values.
+GRAM_SAFETY = 1024.0
+
+#: Unfoldings with fewer entries than this take an SVD or QR in ``'auto'``: at this size their
+#: factorizations take microseconds and the Gram path's bookkeeping would not pay.
+GRAM_MIN_ENTRIES = 1 << 14
 
 
 def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) -> int:
@@ -41,7 +79,7 @@ def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) ->
         return 1
     # round-off level: the usual numerical-rank threshold, with a margin for the error that
     # the sweeps before this unfolding accumulated (sums, QR) in the same precision
-    tol = top * 8 * max(shape) * np.finfo(np.dtype(dtype)).eps
+    tol = top * _roundoff_factor(shape, dtype)
     r = int(np.count_nonzero(s > tol))
     if delta > 0:
         # tail[k] = ||s[k:]|| / s[0], computed from the small end for accuracy
@@ -54,51 +92,311 @@ def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) ->
     return max(r, 1)
 
 
-def _truncated_split(mat, delta, cap):
-    """``mat ~= u @ rest`` with orthonormal ``u`` of the truncation rank.
+def _roundoff_factor(shape, dtype):
+    return 8 * max(shape) * float(np.finfo(np.dtype(dtype)).eps)
 
-    A wide unfolding (``q >= 2p``) is reduced first: ``R`` from a QR of ``mat^H`` (``Q`` never
-    formed), the SVD of the small ``R^H`` gives ``u`` and the singular values, and
-    ``rest = u^H @ mat`` is one GEMM.  Otherwise a thin SVD of ``mat`` itself.
+
+def _unit_roundoff(dtype):
+    return float(np.finfo(np.dtype(dtype)).eps) / 2
+
+
+def _check_method(method, allowed):
+    if method not in allowed:
+        raise TTError(f"method must be one of {allowed}, got {method!r}")
+
+
+# ---- the three ways to split one unfolding ---------------------------------------------------
+#
+# Each returns ``(u, rest, ||rest||_F^2)`` with ``mat ~= u @ rest`` and orthonormal ``u`` of the
+# truncation rank.  When nothing is discarded from a matrix that is not tall (``r == p <= q``),
+# ``u`` is the identity and ``rest`` is ``mat`` itself: rotating it by the singular vectors
+# would cost a pass over the data and change nothing that matters (the next unfoldings have
+# the same singular values either way).
+
+
+def _keep_all(mat, sq_norm):
+    xp = get_xp(mat)
+    return xp.eye(mat.shape[0], dtype=mat.dtype), mat, sq_norm
+
+
+def _split_svd(mat, delta, cap, sq_norm):
+    u, s, vh = svd(mat)
+    s_host = to_host(s)
+    r = truncation_rank(s_host, delta, cap, mat.shape, mat.dtype)
+    if r == mat.shape[0] <= mat.shape[1]:
+        return _keep_all(mat, sq_norm)
+    return u[:, :r], s[:r, None].astype(vh.dtype) * vh[:r], _sq_norm(s_host[:r])
+
+
+def _split_qr(mat, delta, cap, sq_norm):
+    """Wide ``mat`` (``q >= 2p``): ``R`` from a QR of ``mat^H`` (``Q`` never formed), the SVD
+    of the small ``R^H`` gives ``u`` and the singular values, and ``rest = u^H @ mat``."""
+    xp = get_xp(mat)
+    rfac = wide_r_factor(mat)
+    u, s, _ = svd(xp.conj(rfac).T)
+    s_host = to_host(s)
+    r = truncation_rank(s_host, delta, cap, mat.shape, mat.dtype)
+    if r == mat.shape[0]:
+        return _keep_all(mat, sq_norm)
+    u = u[:, :r]
+    return u, matmul(u, mat, adjoint_a=True), _sq_norm(s_host[:r])
+
+
+def _sq_norm(s_host):
+    s = np.asarray(s_host, dtype=np.float64)
+    if s.size == 0 or not s[0] > 0:
+        return 0.0
+    return float(s[0]) ** 2 * float(np.sum((s / s[0]) ** 2))
+
+
+def _gram_precision(mat, delta, cap, sq_norm, force):
+    """The dtype to form the Gram matrix of ``mat`` in, or None where the Gram path is not
+    tried (the a-priori half of the rule; :func:`_split_gram` checks the rest once the
+    eigenvalues are known).  ``sq_norm`` is ``||M||_F^2``, known before ``mat`` is read.
+
+    * the input's own precision when ``delta^2 >= GRAM_SAFETY * u * ||M||_F^2`` in it;
+    * else double precision for single-precision input: a double-precision Gram matrix
+      resolves singular values down to about ``sqrt(u64) s_max ~ 1e-8 s_max``, below what a
+      single-precision SVD resolves (its round-off threshold is ``8 max(p, q) eps32 s_max``);
+    * else (double precision) only when ``max_rank`` is below the short side, since the cap
+      may decide the rank where ``eps`` cannot be resolved.
+    """
+    p, q = mat.shape
+    if not force and p * q < GRAM_MIN_ENTRIES:
+        return None
+    own = np.dtype(mat.dtype)
+    wide = _scaling.wide_dtype(own)
+    if delta > 0 and delta * delta >= GRAM_SAFETY * _unit_roundoff(own) * sq_norm:
+        return own
+    if force or wide != own or (cap is not None and cap < min(p, q)):
+        return wide
+    return None
+
+
+def _top_eigenpairs(g, nu, d2, cap, small):
+    """Approximate leading eigenpairs of the Gram matrix ``g`` (``small x small``).
+
+    Returns ``(lam, basis, exact)``: ``lam`` host eigenvalues, descending, ``>= 0``; ``basis``
+    whose first ``r`` columns span the leading ``r``-dimensional eigenspace (orthonormal when
+    ``exact``).  Every eigenvalue that a truncation to ``d2`` or to ``cap`` can keep is there.
+
+    With ``d2 > 0`` a pivoted Cholesky factorization ``g ~= F F^H`` that stops at pivots below
+    ``nu / small`` is tried first: when its rank ``k`` is at most ``small / 4`` (typical once a
+    TT-SVD has reached the small ranks of smooth data), the eigenpairs of the ``k x k`` matrix
+    ``F^H F`` replace an ``O(small^3)`` eigensolver.  The neglected part ``g - F F^H`` is
+    positive semidefinite with trace ``<= nu``, the size of ``g``'s own round-off, so these
+    eigenvalues underestimate those of ``g`` by less than that (the tails computed from them
+    only err towards keeping more) and the subspace is as good as ``g``'s eigenvectors.
+    """
+    xp = get_xp(g)
+    if d2 > 0 and small >= 64:
+        pc = pivoted_cholesky(g, nu / small)
+        if pc is not None and pc[1] <= small // 4:
+            f, k = pc
+            if k == 0:                          # g itself is negligible: any unit vector
+                basis = xp.zeros((small, 1), dtype=g.dtype)
+                basis[int(to_host(xp.argmax(xp.diagonal(g).real))), 0] = 1
+                return np.zeros(1), basis, True
+            w, v = eigh(gram(f, rows=False), overwrite=True)
+            lam = np.maximum(np.asarray(to_host(w), dtype=np.float64), 0.0)
+            return lam, matmul(f, v), False
+    if cap is not None and cap < small:
+        w, v = eigh(g, top=cap)
+    elif d2 > 0:
+        # every eigenvalue that can be kept exceeds d2 / small: the ones below sum to less
+        w, v = eigh(g, above=d2 / small * (1 - 2.0 ** -20))
+        if w.shape[0] == 0:                     # all of it fits in the tail: keep one pair
+            w, v = eigh(g, top=1)
+    else:
+        w, v = eigh(g)
+    return np.maximum(np.asarray(to_host(w), dtype=np.float64), 0.0), v, True
+
+
+def _split_gram(mat, delta, cap, work, sq_norm):
+    """Truncate ``mat`` from the eigenpairs of its short-side Gram matrix, formed in ``work``.
+
+    Returns ``(u, rest, ||rest||^2)`` or None where the eigenvalues cannot decide the rank as
+    an SVD would, or the a-posteriori error check fails (the caller then takes the QR or SVD
+    path).  ``u`` and ``rest = u^H mat`` are computed in ``mat``'s dtype.
+
+    Let ``nu = u * ||M||_F^2`` (``u`` the unit round-off of ``work``), the size of the Gram
+    matrix's round-off.  With ``tail2[r] = ||M||_F^2 - (sum of the r largest eigenvalues)``:
+
+    * ``r_eps`` is the smallest ``r`` with ``tail2[r] + 9 nu <= delta^2`` (the margin covers the
+      round-off of ``tail2`` and what a pivoted Cholesky compression may neglect),
+      ``r_tol`` counts the eigenvalues above the round-off threshold of
+      :func:`truncation_rank` (squared), and ``r = min(r_eps, r_tol, cap)``;
+    * accepted only if every kept eigenvalue is ``>= GRAM_SAFETY * nu`` and the cut is decided
+      by something far above the noise: nothing discarded, or ``delta^2 >= GRAM_SAFETY * nu``
+      (eps cut), or ``tail2[cap] >= GRAM_SAFETY * nu`` (cap cut), or a round-off threshold
+      ``>= GRAM_SAFETY * nu`` (single precision in a double-precision Gram);
+    * an eps cut is then certified with the ``u`` actually returned: ``||M - u u^H M||^2 =
+      tr G - tr H + tr(F H)`` with ``H = u^H G u`` and ``F = u^H u - I`` (an identity, evaluated
+      in ``work`` to about ``nu``) must satisfy ``+ 4 nu <= delta^2``.
     """
     xp = get_xp(mat)
     p, q = mat.shape
-    if q >= 2 * p:
-        rfac = wide_r_factor(mat)
-        u, s, _ = svd(xp.conj(rfac).T)
-        r = truncation_rank(to_host(s), delta, cap, mat.shape, mat.dtype)
-        u = u[:, :r]
-        return u, xp.conj(u).T @ mat
-    u, s, vh = svd(mat)
-    r = truncation_rank(to_host(s), delta, cap, mat.shape, mat.dtype)
-    return u[:, :r], s[:r, None].astype(vh.dtype) * vh[:r]
+    by_rows = p <= q
+    small = min(p, q)
+    g = gram(mat, rows=by_rows, dtype=work)
+    trace = float(to_host(xp.sum(xp.diagonal(g).real)))
+    if not math.isfinite(trace):
+        return None
+    nu = _unit_roundoff(work) * trace            # the Gram matrix's round-off level
+    resolved = GRAM_SAFETY * nu
+    d2 = delta * delta
+    lam, basis, exact = _top_eigenpairs(g, nu, d2, cap, small)
+    m = lam.size
+    # tail2[r]: squared norm of what is discarded when r pairs are kept (trace subtraction, so
+    # the eigenvalues that were not computed are accounted for)
+    tail2 = np.maximum(trace - np.concatenate(([0.0], np.cumsum(lam))), 0.0)
+    fits = np.nonzero(tail2 + 9 * nu <= d2)[0]
+    if fits.size:
+        r_eps = int(fits[0])
+    elif cap is not None and m >= cap:
+        r_eps = small + 1                       # eps cannot be met within the cap
+    else:
+        return None
+    tol2 = (math.sqrt(lam[0]) * _roundoff_factor(mat.shape, mat.dtype)) ** 2
+    r_tol = int(np.count_nonzero(lam > tol2))
+    r_cap = small if cap is None else min(cap, small)
+    r = min(r_eps, r_tol, r_cap)
+    certify = False
+    if r_eps == 0 or trace == 0:
+        r = 1                                   # everything may go: keep one direction
+        certify = d2 > 0
+    elif lam[r - 1] < resolved:
+        return None                             # a kept direction is below the Gram's noise
+    elif r == small:
+        pass                                    # nothing is discarded
+    elif r == r_eps:
+        if d2 < resolved:
+            return None                         # the eps cut is below the Gram's noise
+        certify = True
+    elif r == r_cap:
+        if tail2[r] < resolved:
+            return None                         # the cap binds, but not clearly
+    elif tol2 < resolved:
+        return None                             # the round-off cut is below the Gram's noise
+    if by_rows and r == p:
+        return _keep_all(mat, sq_norm)
+    basis = basis[:, :r]
+    if by_rows:
+        u = (basis if exact else qr(basis)[0]).astype(mat.dtype)
+        uw = u.astype(work)
+        h = matmul(uw, matmul(g, uw), adjoint_a=True)     # u^H M M^H u from the Gram matrix
+        rest = None
+    else:
+        u, _ = qr(matmul(mat, basis.astype(mat.dtype)))
+        uw = u.astype(work)
+        rest_w = _project(uw, mat, work)
+        h = gram(rest_w)
+        rest = rest_w.astype(mat.dtype)
+    kept = float(to_host(xp.trace(h).real))
+    if certify:
+        # ||M - u u^H M||^2 = tr(M^H M) - tr H + tr(F H), F = u^H u - I, H = u^H M M^H u
+        f = gram(uw, rows=False) - xp.eye(r, dtype=work)
+        err2 = trace - kept + float(to_host(xp.sum(f * h.T).real))
+        if err2 + 4 * nu > d2:
+            return None
+    if rest is None:
+        rest = matmul(u, mat, adjoint_a=True)
+    return u, rest, kept
 
 
-def tt_svd(a, modes, eps=0.0, max_rank=None):
+def _project(uw, mat, work, block_bytes=1 << 25):
+    """``uw^H @ mat`` in the precision ``work``, accumulated over row blocks of ``mat``
+    converted one at a time (no converted copy of the whole of ``mat``)."""
+    xp = get_xp(mat)
+    if mat.dtype == work:
+        return matmul(uw, mat, adjoint_a=True)
+    p, q = mat.shape
+    step = max(1, block_bytes // (np.dtype(work).itemsize * max(q, 1)))
+    out = None
+    for s in range(0, p, step):
+        part = matmul(uw[s:s + step], mat[s:s + step].astype(work), adjoint_a=True)
+        out = part if out is None else out + part
+    return out
+
+
+def _split(mat, delta, cap, sq_norm, method):
+    """``mat ~= u @ rest`` with orthonormal ``u`` of the truncation rank; returns ``(u, rest,
+    ||rest||^2, path)``."""
+    p, q = mat.shape
+    path = ""
+    if method in ("auto", "gram"):
+        work = _gram_precision(mat, delta, cap, sq_norm, method == "gram")
+        if work is not None:
+            out = _split_gram(mat, delta, cap, work, sq_norm)
+            tag = "gram" if work == mat.dtype else "gram-" + np.dtype(work).name
+            if out is not None:
+                return (*out, tag)
+            path = tag + ">"
+    if method != "svd" and q >= 2 * p:
+        return (*_split_qr(mat, delta, cap, sq_norm), path + "qr")
+    return (*_split_svd(mat, delta, cap, sq_norm), path + "svd")
+
+
+def _scale_exponent(flat):
+    """The exponent ``e`` of ``max |flat|`` when the data must be scaled (``e`` outside the
+    quarter-range window), else 0; and ``||flat||_F`` when it is already known (else None).
+
+    The norm is computed first: when it and ``norm / sqrt(size)`` (a lower bound of the
+    largest magnitude) both lie inside the window, the largest magnitude does too, and the
+    pass that finds it is skipped.
+    """
+    xp = get_xp(flat)
+    lo, hi = _scaling.safe_exponent_window(flat.dtype)
+    lo, hi = lo // 2, hi // 2
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        norm = frobenius_norm(flat)
+    if math.isfinite(norm) and norm > 0:
+        upper = math.frexp(norm)[1]
+        lower = math.frexp(norm / math.sqrt(flat.size))[1]
+        if lo + 2 <= lower and upper <= hi - 2:
+            return 0, norm
+    if flat.dtype.kind == "c":
+        amax = _scaling.max_abs(flat)
+    else:                                       # no |flat| temporary for real data
+        amax = xp.maximum(xp.max(flat), -xp.min(flat))
+    e = int(to_host(_scaling.exponent(amax)))
+    if lo <= e <= hi:
+        return 0, norm if math.isfinite(norm) else None
+    return e, None
+
+
+def tt_svd(a, modes, eps=0.0, max_rank=None, method="auto", report=None):
     """TT-SVD of the dense array ``a`` reshaped to ``modes``.
 
     Returns the list of cores (never sharing memory with ``a``).  ``max_rank`` is None or a
     tuple of ``d - 1`` caps.  Data whose largest magnitude is far from 1 is first scaled by a
     power of two (exactly), and the power is put back into the cores at the end.
 
-    Complexity: ``O(n^d * r)`` for the first unfoldings (one SVD of each ``r n x rest``
-    unfolding; LAPACK's gesdd reduces a wide unfolding by an LQ step first).
+    ``method`` (one of :data:`TT_SVD_METHODS`) chooses how each unfolding is truncated; every
+    path keeps the ``eps`` bound and the ranks of an SVD of the unfolding (up to rounding at
+    a threshold tie).  When ``report`` is a list, the path taken for each unfolding is
+    appended to it (``'gram'``, ``'gram-float64'`` for single-precision data whose Gram matrix
+    was formed in double precision, ``'qr'``, ``'svd'``, or ``'gram>qr'`` / ``'gram>svd'``
+    for a Gram attempt that fell back).
+
+    Complexity: ``O(n^d * r)`` for the first unfoldings on the QR path, ``O(n^d * n r)`` for a
+    Gram matrix; see ``docs/performance.md``.
     """
+    _check_method(method, TT_SVD_METHODS)
     xp = get_xp(a)
     d = len(modes)
     if d == 1:
         return [xp.array(a.reshape(1, modes[0], 1), copy=True)]
     flat = a.reshape(-1)
-    e = int(to_host(_scaling.exponent(_scaling.max_abs(flat))))
-    lo, hi = _scaling.safe_exponent_window(flat.dtype)
     # a quarter of the range each way: the sum of the squares of any number of entries that
     # fit in memory stays inside the range
-    if not lo // 2 <= e <= hi // 2:
+    e, norm = _scale_exponent(flat)
+    if e:
         flat = _scaling.ldexp(flat, -e)
-    else:
-        e = 0
-    norm = float(to_host(xp.linalg.norm(flat)))
+    if norm is None:
+        norm = frobenius_norm(flat)
     delta = eps / math.sqrt(d - 1) * norm
+    sq_norm = norm * norm
     cores = []
     r_prev = 1
     rest = flat
@@ -106,11 +404,16 @@ def tt_svd(a, modes, eps=0.0, max_rank=None):
         rows = r_prev * modes[k]
         mat = rest.reshape(rows, -1)
         cap = None if max_rank is None else max_rank[k]
-        u, rest = _truncated_split(mat, delta, cap)
+        u, rest, sq_norm, path = _split(mat, delta, cap, sq_norm, method)
+        if report is not None:
+            report.append(path)
         r = u.shape[1]
         cores.append(u.reshape(r_prev, modes[k], r))
         r_prev = r
-    cores.append(rest.reshape(r_prev, modes[-1], 1))
+    last = rest.reshape(r_prev, modes[-1], 1)
+    if xp.may_share_memory(last, a):            # every unfolding was kept whole
+        last = last.copy()
+    cores.append(last)
     return _scaling.apply_pow2(cores, e, d - 1)
 
 
@@ -146,7 +449,7 @@ def orthogonal_sweep(cores, direction="left"):
             out[k] = q.reshape(r0, n, q.shape[1])
             rr, e = _scaling.normalize(rr)
             exps.append(e)
-            out[k + 1] = xp.tensordot(rr, out[k + 1], axes=([1], [0]))
+            out[k + 1] = _absorb_left(rr, out[k + 1])
         last = d - 1
     elif direction == "right":
         for k in range(d - 1, 0, -1):
@@ -155,7 +458,8 @@ def orthogonal_sweep(cores, direction="left"):
             out[k] = q.T.reshape(q.shape[1], n, r1)
             rr, e = _scaling.normalize(rr)
             exps.append(e)
-            out[k - 1] = xp.tensordot(out[k - 1], rr.T, axes=([2], [0]))
+            r0, n, r1 = out[k - 1].shape
+            out[k - 1] = matmul(out[k - 1].reshape(r0 * n, r1), rr.T).reshape(r0, n, -1)
         last = 0
     else:  # pragma: no cover - validated by the public functions
         raise ValueError(direction)
@@ -188,8 +492,8 @@ def orthogonalize_cores(cores, direction="left", normalize=False):
     return _scaling.apply_pow2(out, exp2, last), 0.0
 
 
-def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
-    """TT rounding: right-to-left QR sweep, then left-to-right truncated SVDs.
+def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None, method="auto", report=None):
+    """TT rounding: right-to-left QR sweep, then left-to-right truncation.
 
     The result satisfies ``||A - B|| <= eps * exp(ref_log_norm)`` with ``ref_log_norm`` the
     log of ``||A||`` by default (a padded TT-matrix passes the norm of its logical block, so
@@ -197,8 +501,17 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
     puts the power back at the end, so nothing overflows or underflows for any magnitude or
     any ``d``.
 
+    Left to right, a tall core matrix ``C = Q R`` is split by a QR and the singular values
+    of the small ``R`` decide the rank (they are those of the bond's unfolding, since the
+    cores on the left are left-orthogonal and those on the right right-orthogonal); ``Q`` and
+    ``R`` are kept as they are where nothing is cut, and the SVD of ``R`` is formed only where
+    the bond is truncated.  ``method='svd'`` takes a full SVD of every core matrix instead
+    (the textbook algorithm; same ranks).  When ``report`` is a list, one entry per bond is
+    appended: ``'keep'`` (nothing cut), ``'cut'`` or ``'svd'``.
+
     Complexity: ``O(d n r^3)`` time.
     """
+    _check_method(method, ROUND_METHODS)
     xp = get_xp(*cores)
     d = len(cores)
     if d == 1:
@@ -214,10 +527,37 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None):
     for k in range(d - 1):
         r0, n, r1 = out[k].shape
         mat = out[k].reshape(r0 * n, r1)
-        u, s, vh = svd(mat)
-        r = truncation_rank(to_host(s), delta, None if max_rank is None else max_rank[k],
-                            mat.shape, mat.dtype)
-        out[k] = u[:, :r].reshape(r0, n, r)
-        sv = s[:r, None].astype(vh.dtype) * vh[:r]
-        out[k + 1] = xp.tensordot(sv, out[k + 1], axes=([1], [0]))
+        cap = None if max_rank is None else max_rank[k]
+        if method != "svd" and r0 * n > r1:
+            q, rr = qr(mat)
+            # the singular values alone decide whether the bond is cut at all (a cap below
+            # r1 always cuts): the singular vectors are formed only for a cut
+            r = r1 if cap is None or cap >= r1 else None
+            if r is not None:
+                r = truncation_rank(to_host(svdvals(rr)), delta, cap, mat.shape, mat.dtype)
+            if r == r1:
+                out[k] = q.reshape(r0, n, r1)
+                carry = rr
+                tag = "keep"
+            else:
+                u, s, vh = svd(rr)
+                r = truncation_rank(to_host(s), delta, cap, mat.shape, mat.dtype)
+                out[k] = matmul(q, u[:, :r]).reshape(r0, n, r)
+                carry = s[:r, None].astype(vh.dtype) * vh[:r]
+                tag = "cut"
+        else:
+            u, s, vh = svd(mat)
+            r = truncation_rank(to_host(s), delta, cap, mat.shape, mat.dtype)
+            out[k] = u[:, :r].reshape(r0, n, r)
+            carry = s[:r, None].astype(vh.dtype) * vh[:r]
+            tag = "svd"
+        if report is not None:
+            report.append(tag)
+        out[k + 1] = _absorb_left(carry, out[k + 1])
     return _scaling.apply_pow2(out, exp2, d - 1)
+
+
+def _absorb_left(m, core):
+    """``m`` (``r' x r``) times the core ``(r, n, r1)`` along its first index."""
+    r, n, r1 = core.shape
+    return matmul(m, core.reshape(r, n * r1)).reshape(m.shape[0], n, r1)

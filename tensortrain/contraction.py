@@ -505,7 +505,10 @@ class StepCode(NamedTuple):
     ``six`` is the merge, ``four`` its 4-D form.  ``perm`` is the axis order that lays the
     block (the 4-D core, or the 6-D last merge) out as the ``(rows, K)`` matrix of the step
     (``None``: none needed).  A gradient of that matrix goes back to the 4-D block
-    ``merged_shape`` as ``grad.reshape(grad_shape).transpose(grad_axes)``.
+    ``merged_shape`` as ``grad.reshape(grad_shape).transpose(grad_axes)``.  ``in_shape`` is
+    the shape of the state as the GEMM reads it (``(K, Q)`` when ``P`` is 1, ``(P, K)`` when
+    ``Q`` is 1, else ``(P, K, Q)``) and ``right`` says whether the block multiplies it from
+    the right (``Q`` is 1 and ``P`` is not).
     """
 
     step: Step
@@ -515,6 +518,8 @@ class StepCode(NamedTuple):
     merged_shape: tuple
     grad_shape: tuple
     grad_axes: tuple
+    in_shape: tuple
+    right: bool
 
 
 class StepRecord(NamedTuple):
@@ -567,8 +572,14 @@ def _build_program(plan, B, batch_last):
             perm = _LAYOUTS6[g.side]
         else:
             perm = None if perm4 == (0, 1, 2, 3) else perm4
+        if g.P == 1:
+            in_shape, right = (g.K, g.Q), False
+        elif g.Q == 1:
+            in_shape, right = (g.P, g.K), True
+        else:
+            in_shape, right = (g.P, g.K, g.Q), False
         codes.append(StepCode(step, g, tuple(merges), perm, shape4,
-                              tuple(shape4[a] for a in perm4), _argsort(perm4)))
+                              tuple(shape4[a] for a in perm4), _argsort(perm4), in_shape, right))
     return tuple(codes), ((mpre[-1], B) if batch_last else (B, mpre[-1]))
 
 
@@ -611,22 +622,19 @@ def _block(code, cores, keep=False):
             merged.append(a)
 
 
-def _apply(block, state, g, xp=None, out=None):
+def _apply(block, state, code, xp=None, out=None):
     """``out[p, n, q] = sum_k block[n, k] * state[p, k, q]``: one GEMM when ``P`` or ``Q`` is
     1, else one batched GEMM over ``p`` on a view of the state (no copy of the data).  With
     ``out`` (a flat array of at least ``P * rows * Q`` elements) the result is written there."""
-    P, K, Q = g.P, g.K, g.Q
+    s = state.reshape(code.in_shape)
     if out is None:
-        if P == 1:
-            return block @ state.reshape(K, Q)
-        if Q == 1:
-            return state.reshape(P, K) @ block.T
-        return block @ state.reshape(P, K, Q)
-    if P == 1:
-        return xp.matmul(block, state.reshape(K, Q), out=out.reshape(g.rows, Q))
-    if Q == 1:
-        return xp.matmul(state.reshape(P, K), block.T, out=out.reshape(P, g.rows))
-    return xp.matmul(block, state.reshape(P, K, Q), out=out.reshape(P, g.rows, Q))
+        return s @ block.T if code.right else block @ s
+    g = code.gemm
+    if code.right:
+        return xp.matmul(s, block.T, out=out.reshape(g.P, g.rows))
+    if g.P == 1:
+        return xp.matmul(block, s, out=out.reshape(g.rows, g.Q))
+    return xp.matmul(block, s, out=out.reshape(g.P, g.rows, g.Q))
 
 
 class Workspace:
@@ -646,6 +654,10 @@ class Workspace:
     """
 
     __slots__ = ("_arrays",)
+
+    #: Arrays of fewer elements are left to the allocator (small blocks are recycled by
+    #: ``malloc`` without touching the operating system, so keeping them gains nothing).
+    MIN_SIZE = 1 << 15
 
     def __init__(self):
         self._arrays = {}
@@ -670,7 +682,10 @@ class Workspace:
 
 def _array_module(x, cores):
     """``get_xp(x, *cores)``; plain NumPy operands are recognised without the general scan."""
-    if type(x) is np.ndarray and all(type(c) is np.ndarray for c in cores):
+    if type(x) is np.ndarray:
+        for c in cores:
+            if type(c) is not np.ndarray:
+                return get_xp(x, *cores)
         return np
     return get_xp(x, *cores)
 
@@ -692,24 +707,33 @@ def execute(plan: ContractionPlan, cores, x, batch_last=False, record=None, work
     intermediate states (the result is always a new array).
     """
     xp = _array_module(x, cores)
-    B = x.shape[1] if batch_last else x.shape[0]
-    codes, out_shape = _program(plan, B, batch_last)
+    codes, out_shape = _program(plan, x.shape[1] if batch_last else x.shape[0], batch_last)
     state = x
+    if record is None and workspace is None:          # the plain product: the short loop
+        for code in codes:
+            if code.merges:
+                block = _block(code, cores)[0]
+            else:
+                block = cores[code.step.lo]
+                if code.perm is not None:
+                    block = block.transpose(code.perm)
+                block = block.reshape(code.gemm.rows, code.gemm.K)
+            s = state.reshape(code.in_shape)
+            state = s @ block.T if code.right else block @ s
+        return state.reshape(out_shape)
     last = len(codes) - 1
-    dtype = None
-    if workspace is not None:
-        dtype = _result_dtype(cores[0].dtype, x.dtype)
+    dtype = None if workspace is None else _result_dtype(cores[0].dtype, x.dtype)
     for idx, code in enumerate(codes):
         block, merged = _block(code, cores, keep=record is not None)
-        g = code.gemm
         if record is not None:
+            g = code.gemm
             record.append(StepRecord(code.step, g.side, g.P, g.K, g.Q, block, state, merged,
                                      code))
-        if workspace is None or idx == last:
-            state = _apply(block, state, g)
+        if workspace is None or idx == last or code.gemm.size_out < Workspace.MIN_SIZE:
+            state = _apply(block, state, code)
         else:
-            state = _apply(block, state, g, xp, workspace.take(("state", idx), g.size_out,
-                                                              dtype, xp))
+            state = _apply(block, state, code, xp,
+                           workspace.take(("state", idx), code.gemm.size_out, dtype, xp))
     return state.reshape(out_shape)
 
 

@@ -146,27 +146,16 @@ _MAX_CHUNKS = 16
 
 
 def _batched_block_grad(s3, g3):
-    """``sum_p g3[p] @ s3[p].T`` for ``P, Q > 1``: batched GEMMs over chunks of ``p``, each
-    chunk's products summed while they are in cache.
-
-    Within a chunk the smaller of the two operands is copied transposed (in cache), so that
-    the many small GEMMs read contiguous matrices: on a CPU that was 5 to 30 % faster than
-    GEMMs on the transposed views.
-    """
+    """``sum_p g3[p] @ s3[p].T`` for ``P, Q > 1``: batched GEMMs over chunks of ``p`` on views
+    of the two states, each chunk's products summed while they are in cache (on a CPU, 1.2x
+    faster than one batched product and one sum for the 1024 x 1024 layer at batch 256)."""
     P, rows, _ = g3.shape
     K = s3.shape[1]
     chunk = max(_CHUNK_ELEMENTS // (rows * K), -(-P // _MAX_CHUNKS), 1)
-    dblock = None
-    for i in range(0, P, chunk):
-        g, s = g3[i:i + chunk], s3[i:i + chunk]
-        if rows <= K:     # (c, K, Q) @ (c, Q, rows): the transposed gradient block
-            part = (s @ g.transpose(0, 2, 1).copy()).sum(axis=0).T
-        else:             # (c, rows, Q) @ (c, Q, K)
-            part = (g @ s.transpose(0, 2, 1).copy()).sum(axis=0)
-        if dblock is None:
-            dblock = part
-        else:
-            dblock += part
+    sT = s3.transpose(0, 2, 1)
+    dblock = (g3[:chunk] @ sT[:chunk]).sum(axis=0)
+    for i in range(chunk, P, chunk):
+        dblock += (g3[i:i + chunk] @ sT[i:i + chunk]).sum(axis=0)
     return dblock
 
 
@@ -216,8 +205,9 @@ def matmul_backward(ctx, dy, need_input_grad=True):
     for idx in range(len(record) - 1, -1, -1):
         rec = record[idx]
         out = None
-        if ws is not None and idx > 0:    # the gradient of an intermediate state; dx is new
-            out = ws.take(("grad", idx), rec.P * rec.K * rec.Q, ctx.dtype, xp)
+        size = rec.P * rec.K * rec.Q
+        if ws is not None and idx > 0 and size >= ws.MIN_SIZE:   # an intermediate; dx is new
+            out = ws.take(("grad", idx), size, ctx.dtype, xp)
         dblock, g = _gemm_grads(rec, g, idx > 0 or need_input_grad, xp, out)
         code = rec.code
         D = dblock.reshape(code.grad_shape).transpose(code.grad_axes)   # (r, M, N, r')

@@ -153,7 +153,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("rows,cols,ranks,batch,shape", CASES)
-def test_gradients_default_plans(xp, rows, cols, ranks, batch, shape):
+def test_gradients_default_plans(xp, monkeypatch, rows, cols, ranks, batch, shape):
+    monkeypatch.setattr(contraction.Workspace, "MIN_SIZE", 0)    # use it even for tiny arrays
     rng = np.random.default_rng(3)
     cores = _cores(rng, rows, cols, ranks)
     W = TTMatrix(cores, shape) if shape else TTMatrix(cores)
@@ -271,7 +272,8 @@ def test_split_block_grad_matches_a_dense_derivative():
 
 
 # ---- the workspace -------------------------------------------------------------------------------
-def test_workspace_is_reused_and_never_returned():
+def test_workspace_is_reused_and_never_returned(monkeypatch):
+    monkeypatch.setattr(contraction.Workspace, "MIN_SIZE", 0)
     rng = np.random.default_rng(10)
     W = tt.random_matrix((4, 4, 4), (2, 3, 4), 3, rng=2)
     A = W.full()
@@ -292,8 +294,7 @@ def test_workspace_is_reused_and_never_returned():
     for y, y0, dx, dx0 in outputs:                # later calls did not overwrite results
         np.testing.assert_array_equal(y, y0)
         np.testing.assert_array_equal(dx, dx0)
-    nbytes = ws.nbytes
-    assert nbytes > 0
+    assert ws.nbytes > 0
     ws.clear()
     assert ws.nbytes == 0
 
@@ -380,7 +381,9 @@ def test_layer_weight_is_cached_and_follows_the_parameters():
     np.testing.assert_array_equal(layer.forward(x), other.forward(x))
 
 
-def test_layer_gradients_with_its_workspace():
+@pytest.mark.parametrize("min_size", [0, contraction.Workspace.MIN_SIZE])
+def test_layer_gradients_with_its_workspace(monkeypatch, min_size):
+    monkeypatch.setattr(contraction.Workspace, "MIN_SIZE", min_size)
     rng = np.random.default_rng(14)
     layer = TTLinear(13, 7, 3, dtype=np.float64, rng=0)       # padded on both sides
     x1, x2 = rng.standard_normal((4, 13)), rng.standard_normal((4, 13))
@@ -399,3 +402,28 @@ def test_layer_gradients_with_its_workspace():
     layer.release_workspace()
     layer.forward(x1)
     _close(layer.backward(dy), dy @ A)
+
+
+def test_layer_workspace_at_a_size_that_uses_it():
+    """States above ``Workspace.MIN_SIZE``: the layer keeps them, and its results equal the
+    product and gradients computed without a workspace, call after call."""
+    rng = np.random.default_rng(15)
+    layer = TTLinear(1024, 1000, 4, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4),
+                     dtype=np.float64, rng=0)                   # 1000 rows: padded output
+    W = layer.weight
+    for B in (64, 48, 64):
+        x = rng.standard_normal((B, 1024))
+        dy = rng.standard_normal((B, 1000))
+        y0, ctx = gradients.matmul_forward(W, x)
+        dx0, dcores0 = gradients.matmul_backward(ctx, dy)
+        layer.zero_grad()
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        _close(y - layer.bias.data, y0, 1e-13)
+        _close(dx, dx0, 1e-13)
+        for p, g0 in zip(layer.cores, dcores0):
+            _close(p.grad, g0, 1e-13)
+        _close(layer.bias.grad, dy.sum(axis=0), 1e-13)
+    assert layer._workspace.nbytes > 0
+    layer.release_workspace()
+    assert "_workspace" not in vars(layer)

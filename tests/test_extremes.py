@@ -307,7 +307,7 @@ def extreme_tt(draw, dtype, max_d=4, max_n=3, max_r=2, shape=None, ranks=None):
     for k in range(d):
         size = ranks[k] * shape[k] * ranks[k + 1]
         offset = draw(st.integers(-emax, emax))
-        mant = draw(st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=size,
+        mant = draw(st.lists(st.floats(-1, 1, allow_nan=False, allow_subnormal=False, width=32), min_size=size,
                              max_size=size))
         spread = draw(st.lists(st.integers(-24, 0), min_size=size, max_size=size))
         vals = np.ldexp(np.array(mant, np.float64), np.array(spread) + offset)
@@ -427,7 +427,7 @@ def extreme_dense(draw, dtype):
     # a common scale anywhere in the range, a spread of up to 2**30 (squares of the small
     # entries underflow next to the large ones), some zeros
     top = draw(st.integers(info.minexp + 32, info.maxexp - 2))
-    mant = draw(st.lists(st.floats(-1, 1, allow_nan=False, width=32), min_size=size,
+    mant = draw(st.lists(st.floats(-1, 1, allow_nan=False, allow_subnormal=False, width=32), min_size=size,
                          max_size=size))
     spread = draw(st.lists(st.integers(-30, 0), min_size=size, max_size=size))
     vals = np.ldexp(np.array(mant, np.float64), np.array(spread) + top)

@@ -26,7 +26,9 @@ cut (``cut``) or kept whole after a QR (``keep``).
 References, timed in the same process: for the dense TT-SVDs one SVD of the first unfolding
 (``linalg.svd(full_matrices=False)``), the Gram matrices of all the unfoldings the algorithm
 factorizes (the same shapes, formed as the library forms them: the floor of any Gram-based
-method) and one square GEMM with about the FLOPs of the algorithm; for rounding the QR
+method) and one square GEMM with about the FLOPs of the algorithm (the SVD and the GEMM in a
+round of their own: they run on NumPy's copy of OpenBLAS, whose threads keep spinning after
+a call and slow whatever runs next on SciPy's copy); for rounding the QR
 half-sweep (``orthogonalize('right')``); for everything the estimated FLOPs of the algorithm
 as the library implements it (leading terms, see ``*_flops`` below), the achieved GFLOP/s and
 that rate as a share of the machine's GEMM rate.
@@ -232,10 +234,13 @@ def main(argv=None):
         flops = tt_svd_flops(modes, ranks, paths)
         g_fn, g_n, g_flops = gemm_like(flops, dtype)
         gr_fn, gr_flops, mats = gram_fn(modes, ranks, dtype)
-        fns = [run, gr_fn, g_fn]
-        if ref_unf is not None:
-            fns.append(lambda: xp.linalg.svd(ref_unf, full_matrices=False))
-        ts = T(fns)
+        # the case and the Gram matrices run on SciPy's BLAS; NumPy's SVD and GEMM on NumPy's
+        # own OpenBLAS copy, whose threads keep spinning after a call and would slow the next
+        # sample of the case: timed in a round of their own
+        ts = T([run, gr_fn])
+        refs = [g_fn] + ([] if ref_unf is None
+                         else [lambda: xp.linalg.svd(ref_unf, full_matrices=False)])
+        ts += T(refs)
         extra = dict(extra, paths=paths, gram_time=ts[1], tt_svd_over_gram=ts[0]["best"]
                      / ts[1]["best"])
         add(name, f"{detail}; path {','.join(paths)}", ts[0], flops, dtype, gemm, extra=extra)

@@ -17,8 +17,9 @@ import numpy as np
 
 from .errors import BackendError, TTError
 
-__all__ = ["get_xp", "backend_name", "resolve_xp", "to_host", "svd", "svdvals", "qr", "wide_r_factor",
-           "gram", "eigh", "pivoted_cholesky", "matmul", "frobenius_norm", "is_array"]
+__all__ = ["get_xp", "backend_name", "resolve_xp", "to_host", "svd", "svdvals", "qr",
+           "wide_r_factor", "gram", "eigh", "pivoted_cholesky", "matmul", "frobenius_norm",
+           "is_array"]
 
 
 def _is_cupy_array(x) -> bool:
@@ -317,13 +318,15 @@ def matmul(a, b, adjoint_a=False):
 def frobenius_norm(a):
     """``||a||_F`` as a host float (``inf`` when the sum of squares overflows).
 
-    Large NumPy arrays go through SciPy's BLAS ``dot`` (one pool; see :func:`matmul`).
+    NumPy arrays of more than a few thousand entries go through SciPy's BLAS ``dot`` (one
+    pool; see :func:`matmul`).
     """
     if _is_cupy_array(a):
         xp = sys.modules["cupy"]
         return float(xp.linalg.norm(a.reshape(-1)))
     flat = np.ascontiguousarray(a).reshape(-1)
-    if flat.size < _SMALL_MNK or flat.dtype.char not in "fdFD":
+    # OpenBLAS threads a dot product from about 10^4 entries: NumPy's would wake its pool
+    if flat.size < 4096 or flat.dtype.char not in "fdFD":
         return float(np.linalg.norm(flat))
     import scipy.linalg.blas as blas  # noqa: PLC0415
 
@@ -334,8 +337,10 @@ def frobenius_norm(a):
     return math.sqrt(float(s)) if s >= 0 else math.nan
 
 
-def gram(a, rows=True, dtype=None, block_bytes=1 << 25):
-    """Gram matrix ``a a^H`` (``rows=True``) or ``a^H a``, the full Hermitian matrix.
+def gram(a, rows=True, dtype=None, lower_only=False, block_bytes=1 << 25):
+    """Gram matrix ``a a^H`` (``rows=True``) or ``a^H a``: the full Hermitian matrix, or with
+    ``lower_only`` only its lower triangle (enough for :func:`eigh` and
+    :func:`pivoted_cholesky`; the upper one is then unspecified).
 
     With ``dtype`` (e.g. float64 for float32 data) the product is accumulated in that
     precision over blocks of the long side converted one at a time (about ``block_bytes``
@@ -344,7 +349,7 @@ def gram(a, rows=True, dtype=None, block_bytes=1 << 25):
     copied, the same thread pool as the LAPACK calls; see :func:`matmul`).
     """
     if dtype is None or np.dtype(dtype) == a.dtype:
-        return _gram_block(a, rows)
+        return _gram_block(a, rows, lower_only)
     xp = get_xp(a)
     p, q = a.shape
     short = p if rows else q
@@ -353,7 +358,7 @@ def gram(a, rows=True, dtype=None, block_bytes=1 << 25):
     g = None
     for s in range(0, long_side, step):
         blk = (a[:, s:s + step] if rows else a[s:s + step]).astype(dtype)
-        part = _gram_block(blk, rows)
+        part = _gram_block(blk, rows, lower_only)
         if g is None:
             g = part
         else:
@@ -363,7 +368,7 @@ def gram(a, rows=True, dtype=None, block_bytes=1 << 25):
     return g
 
 
-def _gram_block(a, rows):
+def _gram_block(a, rows, lower_only=False):
     p, q = a.shape
     if (_is_cupy_array(a) or a.dtype.char not in "fdFD"
             or p * q * min(p, q) < _SMALL_MNK):
@@ -376,11 +381,11 @@ def _gram_block(a, rows):
     # on the Fortran view A = a.T (q x p): rows -> A^T A = a a^T (trans 1), conj(a a^H) for
     # herk (trans 2); columns -> A A^T = a^T a (trans 0), conj(a^H a) for herk.  Either way
     # the transpose of the result is the wanted matrix, whose lower triangle is then valid.
-    c = rk(1.0, a.T, trans=(2 if cplx else 1) if rows else 0)
-    g = c.T
-    iu = np.triu_indices(g.shape[0], 1)
-    g[iu] = np.conj(g.T[iu]) if cplx else g.T[iu]
-    return g
+    g = rk(1.0, a.T, trans=(2 if cplx else 1) if rows else 0).T
+    if lower_only:
+        return g
+    lower = np.tril(g, -1)
+    return g - np.triu(g, 1) + _conj_t(lower)
 
 
 def eigh(g, top=None, above=None, overwrite=False):
@@ -390,8 +395,8 @@ def eigh(g, top=None, above=None, overwrite=False):
     eigenvalue ``> t``: on NumPy both go to LAPACK ``syevr``/``heevr`` with its subset option,
     whose cost beyond the tridiagonal reduction grows with the number of pairs returned; all
     pairs go to the divide-and-conquer ``syevd``/``heevd``.  ``g`` may be overwritten when
-    ``overwrite`` is true.  CuPy computes all pairs (cuSOLVER ``syevd``) and slices.  Returns ``(w, v)``: ``w``
-    descending, ``v[:, i]`` the eigenvector of ``w[i]``.
+    ``overwrite`` is true.  CuPy computes all pairs (cuSOLVER ``syevd``) and slices.
+    Returns ``(w, v)``: ``w`` descending, ``v[:, i]`` the eigenvector of ``w[i]``.
     """
     n = g.shape[0]
     if _is_cupy_array(g):
@@ -416,27 +421,31 @@ def eigh(g, top=None, above=None, overwrite=False):
     return w[::-1], v[:, ::-1]
 
 
-def pivoted_cholesky(g, tol):
+def pivoted_cholesky(g, tol, max_rank=None):
     """Rank-revealing Cholesky of the Hermitian positive semidefinite ``g`` (lower triangle
     read, not overwritten): ``(f, k)`` with ``f`` of shape ``(n, k)`` and ``g ~= f f^H``.
 
     LAPACK ``pstrf`` (diagonal pivoting) stops once every remaining pivot is ``<= tol``, so
     ``g - f f^H`` is positive semidefinite up to round-off with trace at most
-    ``(n - k) tol``; the cost is ``O(n^2 k)``.  Returns None where it is not available (CuPy,
-    or a SciPy without ``pstrf``): the caller then computes the eigenpairs of ``g`` itself.
+    ``(n - k) tol``; the cost is ``O(n^2 k)`` (``O(n^3 / 3)`` when it runs to full rank).
+    ``f`` is None when ``k > max_rank`` (the caller wants the factor only for a small rank),
+    and ``(None, None)`` is returned where ``pstrf`` is not available (CuPy, or a SciPy
+    without it): the caller then computes the eigenpairs of ``g`` itself.
     """
     if _is_cupy_array(g):
-        return None
+        return None, None
     import scipy.linalg.lapack as lapack  # noqa: PLC0415
 
     try:
         pstrf = lapack.get_lapack_funcs("pstrf", (g,))
     except (ValueError, AttributeError):  # pragma: no cover - SciPy without pstrf
-        return None
+        return None, None
     c, piv, k, info = pstrf(g, tol=tol, lower=1)
     if info < 0:  # pragma: no cover - only for invalid arguments
         raise np.linalg.LinAlgError(f"LAPACK pstrf failed (info={info})")
     k = int(k)
+    if max_rank is not None and k > max_rank:
+        return None, k
     f = np.zeros((g.shape[0], k), dtype=c.dtype)
     f[np.asarray(piv[:], dtype=np.intp) - 1] = np.tril(c[:, :k])
     return f, k

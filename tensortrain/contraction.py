@@ -34,6 +34,14 @@ with one axis per mode, so blocks of any number of cores stay within NumPy's lim
 dimensions.  Each step is one (batched) GEMM on a view of the state, never a transposing copy
 of the data (see :func:`execute`).  Plans are cached per ``(row modes, column modes, ranks,
 batch, itemsize)``.
+
+**Execution.**  :class:`Gemm` gives the sizes of a step as the GEMM
+``out[p, n, q] = sum_k block[n, k] state[p, k, q]``; the planner's cost model, :func:`execute`
+and the backward pass (:mod:`tensortrain.gradients`) all take them from :func:`_gemm`.  The
+:class:`StepCode` of every step (sizes, axis orders, the shapes of each merge) is worked out
+once per plan, batch and orientation and kept on the plan; :func:`execute` can leave one
+:class:`StepRecord` per step for the backward pass and write its intermediate states to a
+:class:`Workspace` that a layer reuses from call to call.
 """
 
 from __future__ import annotations
@@ -486,16 +494,6 @@ _LAYOUTS6 = {
 _MERGE6 = (0, 1, 3, 2, 4, 5)
 
 
-def _block_layout(side):
-    """Axis order ``(new..., contracted...)`` of a merged 4-D block ``(r, M, N, r')``.
-
-    ``side`` is ``'first'`` (new ``(r, M, r')``, contracted ``N``), ``'right'`` (new
-    ``(M, r')``, contracted ``(r, N)``) or ``'left'`` (new ``(r, M)``, contracted ``(N, r')``).
-    Returns ``(perm, n_new)``.
-    """
-    return _LAYOUTS[side]
-
-
 class StepCode(NamedTuple):
     """Everything :func:`execute` and the backward pass need to know about one step, sizes
     and axis orders computed once per ``(plan, batch, batch_last)``.
@@ -644,7 +642,7 @@ class Workspace:
     :func:`tensortrain.gradients.matmul_backward` the gradients of those states; a layer that
     keeps one workspace (``TTLinear``) therefore allocates its temporaries once.  Large fresh
     arrays are expensive on a CPU: the operating system maps and zeroes their pages on first
-    touch, which for the fc6 layer cost about as much as a third of forward and backward.
+    touch, which for the fc6 layer cost about a quarter of its forward and backward time.
 
     Arrays are kept per role, grown when a larger one is needed, and handed out as
     contiguous views of their leading elements.  Whatever a workspace handed out before is

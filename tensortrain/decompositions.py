@@ -10,21 +10,27 @@ Magnitudes: every algorithm here works on data scaled by exact powers of two (se
 :mod:`tensortrain._scaling`), so the bound holds and nothing overflows or underflows for data
 of any magnitude the dtype can hold, and for any ``d``.
 
-Paths of TT-SVD (one per unfolding ``M``, ``p x q``; see ``docs/performance.md``):
+Paths of TT-SVD, chosen per unfolding ``M`` (``p x q``) by ``method='auto'`` (the rules and
+their measured costs are in ``docs/performance.md``):
 
 * ``'gram'``: eigenpairs of the Gram matrix of the short side of ``M`` (``M M^H`` or
-  ``M^H M``).  Only where the truncation it has to decide lies far above the Gram matrix's
-  round-off: squaring ``M`` makes the eigenvalues exact only to about ``u ||M||_F^2``, so the
-  discarded squared tail ``delta^2`` must exceed :data:`GRAM_SAFETY` times that, or
-  ``max_rank`` must cut at an eigenvalue that far above it.  The error of the result is
-  then certified from ``||M||_F^2 - ||U^H M||_F^2``; any doubt falls back to the next path.
+  ``M^H M``; single-precision data get a double-precision one unless single suffices).
+  Squaring ``M`` makes the eigenvalues exact only to about ``nu = u ||M||_F^2``, so the path
+  is taken only where the cut is decided far above that: the allowed squared tail
+  ``delta^2`` (or, where ``max_rank`` decides, the discarded tail and the smallest kept
+  eigenvalue) at least :data:`GRAM_SAFETY` times ``nu``.  An ``eps`` cut is then certified
+  from ``||M||_F^2 - ||U^H M||_F^2`` with ``U^H M`` computed from ``M``; any doubt falls back
+  to the next paths.
+  A pivoted Cholesky factorization of the Gram matrix replaces the eigensolver when its
+  numerical rank is small.
 * ``'qr'``: a wide unfolding (``q >= 2 p``) is reduced by the ``R`` factor of a Householder
   QR of ``M^H`` (``Q`` never formed), whose small SVD gives the truncation.
 * ``'svd'``: a thin SVD of ``M`` itself.
 
-Rounding sweeps with Householder QR (right to left), then, left to right, a QR of each core
-matrix and the singular values of its small ``R``; the singular vectors are computed only
-where a bond is truncated.
+An unfolding with nothing to discard and ``p <= q`` is kept as it is (an identity core), not
+rotated by its singular vectors.  Rounding sweeps with Householder QR (right to left), then,
+left to right, takes a QR of each core matrix and the singular values of its small ``R``;
+singular vectors are formed only where a bond is cut.
 """
 
 from __future__ import annotations
@@ -189,10 +195,10 @@ def _top_eigenpairs(g, nu, d2, cap, small):
     only err towards keeping more) and the subspace is as good as ``g``'s eigenvectors.
     """
     xp = get_xp(g)
+    many = False
     if d2 > 0 and small >= 64:
-        pc = pivoted_cholesky(g, nu / small)
-        if pc is not None and pc[1] <= small // 4:
-            f, k = pc
+        f, k = pivoted_cholesky(g, nu / small, max_rank=small // 4)
+        if f is not None:
             if k == 0:                          # g itself is negligible: any unit vector
                 basis = xp.zeros((small, 1), dtype=g.dtype)
                 basis[int(to_host(xp.argmax(xp.diagonal(g).real))), 0] = 1
@@ -200,14 +206,15 @@ def _top_eigenpairs(g, nu, d2, cap, small):
             w, v = eigh(gram(f, rows=False), overwrite=True)
             lam = np.maximum(np.asarray(to_host(w), dtype=np.float64), 0.0)
             return lam, matmul(f, v), False
+        many = k is not None and k > small // 2
     if cap is not None and cap < small:
         w, v = eigh(g, top=cap)
-    elif d2 > 0:
+    elif d2 > 0 and not many:
         # every eigenvalue that can be kept exceeds d2 / small: the ones below sum to less
         w, v = eigh(g, above=d2 / small * (1 - 2.0 ** -20))
         if w.shape[0] == 0:                     # all of it fits in the tail: keep one pair
             w, v = eigh(g, top=1)
-    else:
+    else:                                       # (most) pairs needed: divide and conquer
         w, v = eigh(g)
     return np.maximum(np.asarray(to_host(w), dtype=np.float64), 0.0), v, True
 
@@ -230,15 +237,18 @@ def _split_gram(mat, delta, cap, work, sq_norm):
       by something far above the noise: nothing discarded, or ``delta^2 >= GRAM_SAFETY * nu``
       (eps cut), or ``tail2[cap] >= GRAM_SAFETY * nu`` (cap cut), or a round-off threshold
       ``>= GRAM_SAFETY * nu`` (single precision in a double-precision Gram);
-    * an eps cut is then certified with the ``u`` actually returned: ``||M - u u^H M||^2 =
-      tr G - tr H + tr(F H)`` with ``H = u^H G u`` and ``F = u^H u - I`` (an identity, evaluated
-      in ``work`` to about ``nu``) must satisfy ``+ 4 nu <= delta^2``.
+    * an eps cut is then certified with the ``u`` actually returned, from the rest ``u^H M``
+      computed from ``M`` itself (so that an error of the Gram matrix would show):
+      ``||M - u u^H M||^2 = ||M||^2 - ||u^H M||^2 + tr(F H)`` (``F = u^H u - I``,
+      ``H = u^H M M^H u``), evaluated to about ``nu``, must satisfy ``+ 4 nu <= delta^2``.
+      (Single-precision data with a double-precision Gram matrix: the eigenvalue tail, since
+      that Gram matrix is far more accurate than the data.)
     """
     xp = get_xp(mat)
     p, q = mat.shape
     by_rows = p <= q
     small = min(p, q)
-    g = gram(mat, rows=by_rows, dtype=work)
+    g = gram(mat, rows=by_rows, dtype=work, lower_only=True)
     trace = float(to_host(xp.sum(xp.diagonal(g).real)))
     if not math.isfinite(trace):
         return None
@@ -251,7 +261,9 @@ def _split_gram(mat, delta, cap, work, sq_norm):
     # the eigenvalues that were not computed are accounted for)
     tail2 = np.maximum(trace - np.concatenate(([0.0], np.cumsum(lam))), 0.0)
     fits = np.nonzero(tail2 + 9 * nu <= d2)[0]
-    if fits.size:
+    if d2 == 0:
+        r_eps = small + 1                       # no eps: the round-off rule and the cap decide
+    elif fits.size:
         r_eps = int(fits[0])
     elif cap is not None and m >= cap:
         r_eps = small + 1                       # eps cannot be met within the cap
@@ -283,31 +295,40 @@ def _split_gram(mat, delta, cap, work, sq_norm):
     basis = basis[:, :r]
     if by_rows:
         u = (basis if exact else qr(basis)[0]).astype(mat.dtype)
-        uw = u.astype(work)
-        h = matmul(uw, matmul(g, uw), adjoint_a=True)     # u^H M M^H u from the Gram matrix
-        rest = None
+        rest = matmul(u, mat, adjoint_a=True)
+        own = work == mat.dtype                 # rest computed in the Gram's precision
+        nb2 = frobenius_norm(rest) ** 2 if own else trace - float(tail2[r])
     else:
         u, _ = qr(matmul(mat, basis.astype(mat.dtype)))
-        uw = u.astype(work)
-        rest_w = _project(uw, mat, work)
-        h = gram(rest_w)
-        rest = rest_w.astype(mat.dtype)
-    kept = float(to_host(xp.trace(h).real))
+        rest = _project(u.astype(work), mat, work)
+        own = True
+        nb2 = frobenius_norm(rest) ** 2
+        rest = rest.astype(mat.dtype)
     if certify:
-        # ||M - u u^H M||^2 = tr(M^H M) - tr H + tr(F H), F = u^H u - I, H = u^H M M^H u
-        f = gram(uw, rows=False) - xp.eye(r, dtype=work)
-        err2 = trace - kept + float(to_host(xp.sum(f * h.T).real))
+        if own:
+            # ||M - u u^H M||^2 = ||M||^2 - ||u^H M||^2 + tr(F H), F = u^H u - I and
+            # H = u^H M M^H u, with ||u^H M|| taken from the rest itself (so an error of the
+            # Gram matrix shows); for eigenvectors H is diagonal to round-off and tr(F H) =
+            # sum_i (|u_i|^2 - 1) lam_i, for a Householder basis |tr(F H)| <= ||F|| ||u^H M||^2
+            uw = u.astype(work)
+            if exact:
+                col2 = np.asarray(to_host(xp.sum((uw * xp.conj(uw)).real, axis=0)), np.float64)
+                corr = float(np.dot(col2 - 1.0, lam[:r]))
+            else:
+                corr = frobenius_norm(gram(uw, rows=False) - xp.eye(r, dtype=work)) * nb2
+            err2 = trace - nb2 + corr
+        else:
+            # single-precision data in a double-precision Gram matrix: its round-off lies far
+            # below the data's own, and the eigenvalue tail is the error
+            err2 = float(tail2[r])
         if err2 + 4 * nu > d2:
             return None
-    if rest is None:
-        rest = matmul(u, mat, adjoint_a=True)
-    return u, rest, kept
+    return u, rest, nb2
 
 
 def _project(uw, mat, work, block_bytes=1 << 25):
     """``uw^H @ mat`` in the precision ``work``, accumulated over row blocks of ``mat``
     converted one at a time (no converted copy of the whole of ``mat``)."""
-    xp = get_xp(mat)
     if mat.dtype == work:
         return matmul(uw, mat, adjoint_a=True)
     p, q = mat.shape
@@ -434,7 +455,6 @@ def orthogonal_sweep(cores, direction="left"):
 
     Complexity: ``O(d n r^3)``.
     """
-    xp = get_xp(*cores)
     d = len(cores)
     exps = []
     out = []
@@ -467,7 +487,7 @@ def orthogonal_sweep(cores, direction="left"):
     exps.append(e)
     exp2 = _scaling.host_exponent_sum(exps)
     wide = np.complex128 if out[last].dtype.kind == "c" else np.float64
-    last_norm = float(to_host(xp.linalg.norm(out[last].reshape(-1).astype(wide))))
+    last_norm = frobenius_norm(out[last].astype(wide))
     return out, exp2, last_norm
 
 
@@ -512,7 +532,6 @@ def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None, method="auto",
     Complexity: ``O(d n r^3)`` time.
     """
     _check_method(method, ROUND_METHODS)
-    xp = get_xp(*cores)
     d = len(cores)
     if d == 1:
         return list(cores)

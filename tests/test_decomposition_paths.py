@@ -38,7 +38,8 @@ def _orth(rng, m, n, dtype):
 def matrix_with_spectrum(rng, p, q, s, dtype=np.float64):
     """A ``p x q`` matrix whose singular values are ``s`` (to round-off)."""
     k = len(s)
-    return ((_orth(rng, p, k, dtype) * np.asarray(s)) @ _orth(rng, q, k, dtype).conj().T).astype(dtype)
+    left = _orth(rng, p, k, dtype) * np.asarray(s)
+    return (left @ _orth(rng, q, k, dtype).conj().T).astype(dtype)
 
 
 def tt_plus_noise(rng, modes, rank, noise, dtype=np.float64):
@@ -253,7 +254,7 @@ def test_eps_bound_every_path_any_magnitude(case, eps, method):
     big = np.ldexp(a.real, e) if a.dtype.kind != "c" else (np.ldexp(a.real, e)
                                                            + 1j * np.ldexp(a.imag, e))
     big = big.astype(a.dtype)
-    t, path = run(big, eps, method=method)
+    t, _ = run(big, eps, method=method)
     assert all(np.isfinite(c).all() for c in t.cores)
     # compare in the frame scaled back by 2**-e (exact), where everything is representable
     full = t.full().astype(_wide(a.dtype))
@@ -401,5 +402,6 @@ def test_backend_eigh_subsets_and_pivoted_cholesky():
     w, v = _backend.eigh(g.copy(), above=(w_all[30] + w_all[31]) / 2)
     assert w.shape == (31,)
     f, k = _backend.pivoted_cholesky(g, 1e-10)
+    assert _backend.pivoted_cholesky(g, 1e-10, max_rank=k - 1) == (None, k)
     assert f.shape == (120, k) and k < 120
     assert np.abs(f @ f.T - g).max() <= 120 * 1e-10

@@ -50,7 +50,7 @@ class TTLinear(Module):
     never formed.  The layer keeps those intermediate arrays, and the gradients of them, in a
     :class:`tensortrain.contraction.Workspace` that the next call reuses (about the memory
     of one forward and backward pass, held between calls; ``release_workspace()`` frees it):
-    allocating them afresh each time cost about a third of the fc6 layer's forward and
+    allocating them afresh each time cost about a quarter of the fc6 layer's forward and
     backward time on a CPU.
     """
 

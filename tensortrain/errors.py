@@ -15,6 +15,7 @@ __all__ = [
     "TTIndexError",
     "TTFileError",
     "BackendError",
+    "ConvergenceWarning",
 ]
 
 
@@ -44,3 +45,8 @@ class TTFileError(TTError):
 
 class BackendError(TypeError):
     """Operands live on different array backends (NumPy and CuPy)."""
+
+
+class ConvergenceWarning(RuntimeWarning):
+    """An iterative algorithm (cross, AMEn, DMRG, completion) stopped at its sweep, iteration
+    or evaluation cap before meeting its tolerance; the message says what was achieved."""

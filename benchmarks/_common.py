@@ -42,20 +42,28 @@ def import_tensortrain():
 
 
 # ---- command line ---------------------------------------------------------------------------
+def add_common_options(p, quick_help):
+    """The options of every benchmark and paper script: ``--quick``, ``--device``,
+    ``--no-json`` (the names :func:`result_name` reads)."""
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    p.add_argument("--device", choices=("numpy", "cupy"), default="numpy",
+                   help="array backend; 'cupy' imports CuPy and runs on the GPU")
+    p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
+    return p
+
+
 def base_parser(description):
+    """The parser of the timing benchmarks: the common options, ``--dtype``, ``--repeats``
+    and ``--wait-quiet``."""
     p = argparse.ArgumentParser(description=description)
-    p.add_argument("--quick", action="store_true",
-                   help="fewer repeats (every case still runs); for a smoke test")
+    add_common_options(p, "fewer repeats (every case still runs); for a smoke test")
     p.add_argument("--dtype", choices=("float32", "float64", "both"), default="both",
                    help="floating dtype(s) to run (default: both)")
-    p.add_argument("--device", choices=("numpy", "cupy"), default="numpy",
-                   help="array backend; 'cupy' imports CuPy and times on the GPU")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed repeats per measurement (default: 7, or 3 with --quick)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                    help="before each measurement wait up to S seconds for other processes "
                         "to leave the CPUs idle (default 0: measure at once)")
-    p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
     return p
 
 
@@ -195,9 +203,10 @@ def print_environment(env):
         note = "  [left as the machine set it]" if var in _BLAS_ENV_VARS else ""
         print(f"env         {var}={shown}{note}")
     if env.get("loadavg_at_start") is not None:
-        print("load        average %.2f %.2f %.2f (1, 5, 15 min) at start; the 'bg cpu' columns "
-              "give the share of all CPUs that other processes used while a row was timed"
-              % tuple(env["loadavg_at_start"]))
+        la1, la5, la15 = env["loadavg_at_start"]
+        print(f"load        average {la1:.2f} {la5:.2f} {la15:.2f} (1, 5, 15 min) at start; the "
+              "'bg cpu' columns give the share of all CPUs that other processes used while a "
+              "row was timed")
     if "gpu" in env:
         print(f"gpu         {env['gpu']}, {env['gpu_memory_gib']} GiB, cupy {env['cupy']}, "
               f"CUDA runtime {env['cuda_runtime']}, driver {env['cuda_driver']}")
@@ -340,7 +349,7 @@ def time_many(fns, repeats=7, warmup=1, sync=None, min_sample_s=2e-3, max_inner=
         "warm_each": warm_each,
         "background_cpu": bg,
         "waited_s": waited,
-    } for s, inner in zip(samples, inners)]
+    } for s, inner in zip(samples, inners, strict=True)]
 
 
 def time_fn(fn, repeats=7, warmup=1, sync=None, min_sample_s=2e-3, max_inner=1000,
@@ -360,7 +369,7 @@ def gemm_rate(dtype, n=2048, repeats=5, backend=None, quiet_s=0.0):
     rng = np.random.default_rng(1234)
     a = xp.asarray(rng.standard_normal((n, n)).astype(dtype))
     b = xp.asarray(rng.standard_normal((n, n)).astype(dtype))
-    t = time_fn(lambda: a @ b, repeats=repeats, warmup=1, sync=sync, quiet_s=quiet_s)
+    t = time_fn(lambda a=a, b=b: a @ b, repeats=repeats, warmup=1, sync=sync, quiet_s=quiet_s)
     flops = 2.0 * n ** 3
     del a, b
     if backend is not None:
@@ -495,10 +504,13 @@ def write_results(name, payload, env, args=None):
     return path
 
 
-def result_name(base, args):
-    name = base
-    if args.device != "numpy":
-        name += f"_{args.device}"
-    if args.quick:
-        name += "_quick"
-    return name
+def result_suffix(args, extra=""):
+    """``[_<device>][extra][_quick]``: GPU and quick runs never overwrite the full CPU run."""
+    device = getattr(args, "device", "numpy")
+    return ((f"_{device}" if device != "numpy" else "") + extra
+            + ("_quick" if getattr(args, "quick", False) else ""))
+
+
+def result_name(base, args, extra=""):
+    """The name of a result file: ``<base>[_<device>][extra][_quick]``."""
+    return base + result_suffix(args, extra)

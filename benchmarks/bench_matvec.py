@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 CASES = [
     # name, row (output) modes, column (input) modes, rank, batches
@@ -90,7 +90,7 @@ def einsum_network(W, batch):
     r = [sym(1 + 2 * d + k) for k in range(d + 1)]
     ranks = W.ranks
     terms = [b + "".join(n)]
-    shapes = [(batch,) + W.col_modes]
+    shapes = [(batch, *W.col_modes)]
     for k in range(d):
         left = r[k] if k > 0 else ""
         right = r[k + 1] if k < d - 1 else ""
@@ -103,7 +103,7 @@ def einsum_network(W, batch):
 
 def einsum_operands(W, X, xp):
     d = W.d
-    ops = [X.reshape((X.shape[0],) + W.col_modes)]
+    ops = [X.reshape((X.shape[0], *W.col_modes))]
     for k, c in enumerate(W.cores):
         s = c.shape
         if k == 0 and d > 1:
@@ -127,8 +127,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
     tt = C.import_tensortrain()
-    from tensortrain import contraction  # noqa: PLC0415
     import opt_einsum as oe  # noqa: PLC0415
+
+    from tensortrain import contraction  # noqa: PLC0415
 
     backend = C.Backend(args.device)
     xp, sync = backend.xp, backend.sync
@@ -160,24 +161,24 @@ def main(argv=None):
             t_full = time.perf_counter() - t0
             for batch in batches:
                 X = backend.asarray(rng.standard_normal((batch, N)).astype(dtype))
-                Y_tt, seen = record_plan(contraction, lambda: X @ W.T)
+                Y_tt, seen = record_plan(contraction, lambda X=X, W=W: X @ W.T)
                 Y_d = X @ Wd.T
                 err = rel_max_err(backend.to_host(Y_tt), backend.to_host(Y_d))
-                plan_w = W.matmul_cost(batch)          # W @ x plan == plan of X @ W.T
-                plan_wt = W.T.matmul_cost(batch)       # the other orientation, for the record
+                plan_w = W.matmul_plan(batch)          # W @ x plan == plan of X @ W.T
+                plan_wt = W.T.matmul_plan(batch)       # the other orientation, for the record
                 plan_used = seen[-1] if seen else plan_w
                 if not seen:
                     notes.append(f"{name} {dname} b={batch}: could not record the plan used; "
-                                 "reporting W.matmul_cost(batch)")
+                                 "reporting W.matmul_plan(batch)")
                 elif plan_used != plan_w:
                     notes.append(f"{name} {dname} b={batch}: the plan used differs from "
-                                 f"W.matmul_cost(batch): {plan_used.describe()}")
+                                 f"W.matmul_plan(batch): {plan_used.describe()}")
                 if plan_wt.flops != plan_used.flops:
-                    notes.append(f"{name} {dname} b={batch}: W.T.matmul_cost(batch) has "
+                    notes.append(f"{name} {dname} b={batch}: W.T.matmul_plan(batch) has "
                                  f"{plan_wt.flops} FLOPs, the plan used by X @ W.T "
                                  f"{plan_used.flops}: the orientations differ")
 
-                t_tt, t_d = C.time_many([lambda: X @ W.T, lambda: X @ Wd.T],
+                t_tt, t_d = C.time_many([lambda X=X, W=W: X @ W.T, lambda X=X, Wd=Wd: X @ Wd.T],
                                         repeats=repeats, sync=sync, quiet_s=quiet)
                 speed = t_d["best"] / t_tt["best"]
                 speed_med = t_d["median"] / t_tt["median"]
@@ -214,9 +215,9 @@ def main(argv=None):
                     variant_res.append({"name": vname, "blocks": plan.order, "flops": plan.flops,
                                         "peak_bytes": plan.peak_bytes, "rel_max_err": verr,
                                         "describe": plan.describe(), "plan": plan})
-                    fns.append(lambda plan=plan: contraction.execute(plan, W.cores, X))
+                    fns.append(lambda plan=plan, W=W, X=X: contraction.execute(plan, W.cores, X))
                 # the public call: the same plan plus the per-call overhead of X @ W.T
-                fns.append(lambda: X @ W.T)
+                fns.append(lambda X=X, W=W: X @ W.T)
                 expr, shapes = einsum_network(W, batch)
                 ops = einsum_operands(W, X, xp)
                 oe_res = {}
@@ -229,10 +230,10 @@ def main(argv=None):
                     oe_res[opt] = {"path": [list(p) for p in path], "opt_cost": int(info.opt_cost),
                                    "largest_intermediate": int(info.largest_intermediate),
                                    "search_s": search_s, "rel_max_err": oerr}
-                    fns.append(lambda path=path: oe.contract(expr, *ops, optimize=path))
+                    fns.append(lambda path=path, expr=expr, ops=ops: oe.contract(expr, *ops, optimize=path))
                 times = C.time_many(fns, repeats=repeats, sync=sync, quiet_s=quiet)
                 nv = len(variants)
-                for v, tv in zip(variant_res, times[:nv]):
+                for v, tv in zip(variant_res, times[:nv], strict=True):
                     plan = v.pop("plan")
                     v["time"] = tv
                     plan_rows.append([
@@ -250,7 +251,7 @@ def main(argv=None):
                     C.fmt_ms(tp["median"]), f"{plan_used.flops / tp['best'] / 1e9:.1f}",
                     f"{err:.1e}", C.fmt_bg(tp["background_cpu"]),
                 ])
-                for (opt, o), to in zip(oe_res.items(), times[nv + 1:]):
+                for (opt, o), to in zip(oe_res.items(), times[nv + 1:], strict=True):
                     o["time"] = to
                     cost = o["opt_cost"]
                     plan_rows.append([
@@ -291,7 +292,7 @@ def main(argv=None):
          "TT MFLOP", "FLOP ratio", "TT GFLOP/s", "dense GFLOP/s", "GEMM GFLOP/s",
          "rel max err", "bg cpu", "target", "status"],
         main_rows)
-    print("plans used by X @ W.T (recorded while it ran; == W.matmul_cost(batch)):")
+    print("plans used by X @ W.T (recorded while it ran; == W.matmul_plan(batch)):")
     for line in describes:
         print("  " + line)
     print()

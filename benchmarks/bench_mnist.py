@@ -4,8 +4,8 @@ The network is ``1024 -first layer-> 1024 -ReLU-> 10`` on the embedded 8,000 dig
 32 x 32, 1,000 of them held out for validation (``tensortrain.nn.mnist_example``).  Every
 configuration is trained with the same seeds; the table gives the mean and spread of the final
 validation accuracy, the first layer's weight parameters and compression, and the mean time
-per epoch.  A second table times one TTLinear of the VGG fc6 shape (25088 -> 4096, ranks 4)
-forward and forward+backward at batch 100 beside a dense Linear of the same size.
+per epoch.  The speed of one layer (the VGG fc6 shape 25088 -> 4096 among others, forward and
+backward, beside a dense Linear) is timed in one place, ``benchmarks/bench_layer.py``.
 
     python benchmarks/bench_mnist.py                 # 3 seeds x 20 epochs (about 10 min here)
     python benchmarks/bench_mnist.py --quick         # 1 seed, 2 epochs, 2,000 digits
@@ -14,6 +14,7 @@ forward and forward+backward at batch 100 beside a dense Linear of the same size
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 from pathlib import Path
@@ -21,10 +22,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _common as C  # noqa: E402
+import _common as C
 
 tt = C.import_tensortrain()
-from tensortrain.nn import Linear, TTLinear  # noqa: E402
 from tensortrain.nn.mnist_example import train_mnist  # noqa: E402
 
 CONFIGS = [
@@ -44,7 +44,7 @@ def run_accuracy(args, backend):
         for seed in range(args.seeds):
             res = train_mnist(kind=kind, rank=rank or 8, matrix_rank=mrank, epochs=args.epochs,
                               device=backend.name, seed=seed, progress=False,
-                              limit=args.limit, val=args.val, out=open("/dev/null", "w"))
+                              limit=args.limit, val=args.val, out=io.StringIO())
             accs.append(res["val_acc"])
             times.append(res["mean_epoch_time"])
             weight, comp = res["first_layer_weight_params"], res["compression"]
@@ -69,59 +69,23 @@ def run_accuracy(args, backend):
     return raw, checks, rows
 
 
-def run_fc6(args, backend):
-    xp, sync = backend.xp, backend.sync
-    rng = np.random.default_rng(0)
-    B = 100
-    x = xp.asarray(rng.standard_normal((B, 25088)).astype(np.float32))
-    dy = xp.asarray(rng.standard_normal((B, 4096)).astype(np.float32))
-    ttl = TTLinear(25088, 4096, 4, in_modes=(2, 7, 8, 8, 7, 4), out_modes=(4,) * 6, xp=xp,
-                   rng=0)
-    dense = Linear(25088, 4096, xp=xp, rng=0)
-    rows, raw = [], {}
-    for name, layer in (("TTLinear r4", ttl), ("dense Linear", dense)):
-        def fwd(layer=layer):
-            layer.forward(x)
-            layer._cache = None
-
-        def fwdbwd(layer=layer):
-            layer.forward(x)
-            layer.backward(dy)
-
-        t = C.time_many([fwd, fwdbwd], repeats=args.repeats, sync=sync)
-        tf, tfb = t[0]["best"], t[1]["best"]
-        raw[name] = {"forward_s": tf, "forward_backward_s": tfb, "params": layer.num_params}
-        rows.append([name, f"{layer.num_params:,}", C.fmt_ms(tf), C.fmt_ms(tfb),
-                     f"{tfb / tf:.2f}"])
-    rows.append(["dense / TT", "", f"{raw['dense Linear']['forward_s'] / raw['TTLinear r4']['forward_s']:.1f}x",
-                 f"{raw['dense Linear']['forward_backward_s'] / raw['TTLinear r4']['forward_backward_s']:.1f}x", ""])
-    C.print_table(f"fc6 layer 25088 -> 4096, batch {B}, float32 [{backend.name}]",
-                  ["layer", "params", "forward ms", "fwd+bwd ms", "fwd+bwd / fwd"], rows)
-    return raw, rows
-
-
 def main(argv=None):
     parser = C.base_parser(__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--skip-accuracy", action="store_true")
     args = parser.parse_args(argv)
     args.seeds = args.seeds or (1 if args.quick else 3)
     args.epochs = args.epochs or (2 if args.quick else 20)
     args.limit = 2000 if args.quick else None
     args.val = 500 if args.quick else 1000
-    args.repeats = args.repeats or (3 if args.quick else 7)
     backend = C.Backend(args.device)
     env = C.environment(backend)
     C.print_environment(env)
     t0 = time.perf_counter()
-    fc6_raw, fc6_rows = run_fc6(args, backend)
-    payload = {"fc6": fc6_raw, "fc6_table": fc6_rows}
-    if not args.skip_accuracy:
-        acc_raw, checks, acc_rows = run_accuracy(args, backend)
-        payload.update({"mnist": acc_raw, "mnist_table": acc_rows,
-                        "checks": {k: bool(v) for k, v in checks},
-                        "epochs": args.epochs, "seeds": args.seeds})
+    acc_raw, checks, acc_rows = run_accuracy(args, backend)
+    payload = {"mnist": acc_raw, "mnist_table": acc_rows,
+               "checks": {k: bool(v) for k, v in checks},
+               "epochs": args.epochs, "seeds": args.seeds}
     print(f"\nwall time {time.perf_counter() - t0:.1f} s")
     if not args.no_json:
         C.write_results(C.result_name("bench_mnist", args), payload, env, args)

@@ -23,7 +23,7 @@ from .ops import dot, kron, log_dot, log_norm, norm, orthogonalize, round
 from .shapes import balanced_modes, factorize
 from .tensor import TTTensor
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the only place of the version: pyproject.toml reads it from here
 
 __all__ = [
     "TTTensor",

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+
+# only the light modules here: the heavy ones (training, the demo) are imported by the command
+# that needs them, so that `--help` and argument errors answer at once
+from .errors import TTError
 
 
 def _modes(text):
@@ -17,34 +22,22 @@ def _modes(text):
     return modes
 
 
-def _positive_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
+def _number(convert, accept, expected):
+    """An argparse ``type``: ``convert(text)``, refused unless ``accept(value)``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}")
+        return value
+    return parse
 
 
-def _nonnegative_int(text):
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
-
-
-def _positive_float(text):
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not 0 < v < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a finite positive number, got {text}")
-    return v
+_positive_int = _number(int, lambda v: v >= 1, "a positive integer")
+_nonnegative_int = _number(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda v: 0 < v < math.inf, "a finite positive number")
 
 
 def _add_train_mnist(sub):
@@ -95,10 +88,7 @@ def _add_train_mnist(sub):
 
 
 def _run_train_mnist(parser, args):
-    import math  # noqa: PLC0415
-
     from .datasets import MNISTDownloadError  # noqa: PLC0415
-    from .errors import TTError  # noqa: PLC0415
     from .nn.mnist_example import HIDDEN, train_mnist  # noqa: PLC0415
 
     kind = "dense" if args.dense else ("mr" if args.matrix_rank is not None else "tt")
@@ -141,8 +131,6 @@ def _add_demo(sub):
 
 
 def _run_demo(parser, args):
-    import math  # noqa: PLC0415
-
     from .demo import run  # noqa: PLC0415
 
     if args.size < 1 or args.batch < 1:

@@ -11,20 +11,28 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from typing import Any, TypeVar
 
 import numpy as np
 
 from . import _cores, _scaling, decompositions
 from ._backend import asarray, backend_name, get_xp, is_array, resolve_xp
 from ._validation import (
+    Array,
+    ArrayModule,
+    DTypeLike,
+    MaxRank,
     as_float_array,
     check_eps,
+    check_finite,
     check_float_dtype,
     check_max_rank,
 )
 from .errors import RankError, ShapeError, TTError
 
 _DIRECTIONS = ("left", "right")
+
+_T = TypeVar("_T", bound="_TTBase")
 
 
 def is_scalar(x) -> bool:
@@ -78,6 +86,7 @@ class _TTBase:
 
     __array_ufunc__ = None  # so that ndarray @ tt and ndarray * tt reach our reflected methods
     __slots__ = ()
+    cores: tuple[Any, ...]  # a dataclass field of each subclass
 
     # ---- structure (derived, never stored twice) -------------------------------------------
     @property
@@ -86,9 +95,9 @@ class _TTBase:
         return len(self.cores)
 
     @functools.cached_property
-    def ranks(self) -> tuple:
+    def ranks(self) -> tuple[int, ...]:
         """TT-ranks ``(1, r_1, ..., r_{d-1}, 1)``."""
-        return tuple(int(c.shape[0]) for c in self.cores) + (1,)
+        return (*(int(c.shape[0]) for c in self.cores), 1)
 
     @functools.cached_property
     def _in_window(self) -> bool:
@@ -102,12 +111,12 @@ class _TTBase:
         return max(self.ranks)
 
     @property
-    def dtype(self):
+    def dtype(self) -> np.dtype:
         """The dtype of the cores."""
         return self.cores[0].dtype
 
     @property
-    def xp(self):
+    def xp(self) -> ArrayModule:
         """The array module of the cores (``numpy`` or ``cupy``)."""
         return get_xp(self.cores[0])
 
@@ -136,26 +145,26 @@ class _TTBase:
         raise NotImplementedError
 
     # ---- conversions ----------------------------------------------------------------------
-    def astype(self, dtype):
+    def astype(self: _T, dtype: DTypeLike) -> _T:
         """A copy with cores of floating ``dtype`` (float32, float64, complex64, complex128)."""
         dtype = check_float_dtype(dtype, "astype(dtype)")
         return self._with_cores3([c.astype(dtype) for c in self._cores3()])
 
-    def to(self, xp):
+    def to(self: _T, xp: ArrayModule) -> _T:
         """The same object with cores on backend ``xp`` (``'numpy'``, ``'cupy'`` or a module)."""
         xp = resolve_xp(xp)
         if xp is self.xp:
             return self
         return self._with_cores3([asarray(c, xp) for c in self._cores3()])
 
-    def conj(self):
+    def conj(self: _T) -> _T:
         """Complex conjugate (the object itself for real dtypes)."""
         if self.dtype.kind != "c":
             return self
         return self._with_cores3([self.xp.conj(c) for c in self._cores3()])
 
     # ---- decompositions -------------------------------------------------------------------
-    def round(self, eps=0.0, max_rank=None):
+    def round(self: _T, eps: float = 0.0, max_rank: MaxRank = None) -> _T:
         """TT rounding to relative accuracy ``eps`` and/or rank cap ``max_rank``.
 
         The result ``B`` satisfies ``||self - B||_F <= eps * ||self||_F`` (on the logical
@@ -172,7 +181,7 @@ class _TTBase:
         ref = self.log_norm() if getattr(self, "is_padded", False) else None
         return self._with_cores3(decompositions.round_cores(self._cores3(), eps, caps, ref))
 
-    def orthogonalize(self, direction="left"):
+    def orthogonalize(self: _T, direction: str = "left") -> _T:
         """Equivalent TT whose cores are left- (or right-) orthogonal except the last (first).
 
         Complexity: ``O(d n r^3)``.
@@ -279,14 +288,13 @@ class _TTBase:
         raise TypeError(f"the truth value of a {type(self).__name__} is ambiguous")
 
 
-def check_dense_input(a, where, min_ndim=1):
+def check_dense_input(a: Any, where: str, min_ndim: int = 1) -> Array:
     """Float dtype, finite, at least ``min_ndim`` dimensions, no empty axis."""
     a = as_float_array(a, where)
     if a.ndim < min_ndim:
         raise ShapeError(f"{where} must have at least {min_ndim} dimension(s), got shape {a.shape}")
     if a.size == 0:
         raise ShapeError(f"{where} is empty: shape {a.shape}")
-    from ._validation import check_finite  # noqa: PLC0415
 
     check_finite(a, where)
     return a

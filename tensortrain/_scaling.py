@@ -22,8 +22,18 @@ import numpy as np
 
 from ._backend import get_xp, to_host
 
-__all__ = ["wide_dtype", "max_abs", "exponent", "ldexp", "normalize", "host_exponent_sum", "apply_pow2",
-           "core_exponents", "scalar_ldexp", "safe_exponent_window"]
+__all__ = [
+    "apply_pow2",
+    "core_exponents",
+    "exponent",
+    "host_exponent_sum",
+    "ldexp",
+    "max_abs",
+    "normalize",
+    "safe_exponent_window",
+    "scalar_ldexp",
+    "wide_dtype",
+]
 
 
 _SMALL = 4096  # arrays up to this size are rescaled through a host exponent on NumPy
@@ -129,7 +139,7 @@ def apply_pow2(cores, e, k, dtype=None):
     for j in range(d):
         target = (total * (j + 1)) // d - (total * j) // d   # integer shares summing to total
         shifts.append(target - mags[j])
-    return [ldexp(c, s) if s else c for c, s in zip(out, shifts)]
+    return [ldexp(c, s) if s else c for c, s in zip(out, shifts, strict=True)]
 
 
 def scalar_ldexp(value, e):

@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._backend import get_xp, is_array, to_host
 from .errors import ModeError, RankError, ShapeError, TTError
+
+# ---- type aliases of the public signatures ------------------------------------------------------
+#: a ``numpy.ndarray`` or a ``cupy.ndarray`` (CuPy ships no type information, hence ``Any``)
+Array = Any
+#: an array module (``numpy`` or ``cupy``), its name ``"numpy"``/``"cupy"``, or ``None`` (NumPy)
+ArrayModule = Any
+#: modes of a TT: one positive int, or a sequence of them
+Modes = int | Sequence[int]
+#: ``max_rank``: ``None`` (no cap), one int for every bond, or one value per bond
+MaxRank = int | Sequence[int] | None
+#: ``ranks`` of a random TT: one int for every inner bond, the inner values or the full list
+Ranks = int | Sequence[int]
+#: a seed or generator accepted by :func:`make_rng`
+Seed = int | np.random.Generator | np.random.SeedSequence | None
+DTypeLike = npt.DTypeLike
 
 _FLOAT_DTYPES = tuple(np.dtype(t) for t in (np.float32, np.float64, np.complex64, np.complex128))
 
@@ -28,6 +46,20 @@ def _as_int(value, what):
         if isinstance(value, numbers.Real) and float(value).is_integer() and not isinstance(value, bool):
             return int(value)
         raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    return int(value)
+
+
+def check_positive_int(value, what: str) -> int:
+    """Return ``value`` as an int >= 1.
+
+    ``TypeError`` for anything but an integer (``bool`` and integral floats included: a width
+    or a count is never ``2.0``), :class:`~tensortrain.errors.TTError` for one below 1. The
+    one check behind layer widths, fans, batch sizes and schedule steps.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be a positive integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise TTError(f"{what} must be a positive integer, got {value}")
     return int(value)
 
 
@@ -57,7 +89,7 @@ def check_max_rank(max_rank, d):
     if max_rank is None:
         return None
     if isinstance(max_rank, bool) or not (
-            isinstance(max_rank, numbers.Real) or isinstance(max_rank, (list, tuple))
+            isinstance(max_rank, (numbers.Real, list, tuple))
             or (hasattr(max_rank, "__len__") and hasattr(max_rank, "__iter__"))):
         raise TypeError(f"max_rank must be an int or a list of ints (one per bond), got "
                         f"{type(max_rank).__name__} {max_rank!r}")
@@ -99,7 +131,7 @@ def check_ranks(ranks, d):
         return (1,) + (r,) * (d - 1) + (1,)
     values = tuple(_as_int(v, "ranks entries") for v in ranks)
     if len(values) == d - 1:
-        values = (1,) + values + (1,)
+        values = (1, *values, 1)
     if len(values) != d + 1:
         raise RankError(
             f"ranks must be an int or a list of {d + 1} values [1, r_1, ..., r_{d - 1}, 1] "
@@ -134,7 +166,7 @@ def as_float_array(a, where):
     if isinstance(a, np.ndarray) and type(a) is not np.ndarray:
         a = np.asarray(a)  # other ndarray subclasses (np.matrix, memmap): their plain data
     if not is_array(a):
-        if isinstance(a, (list, tuple)) or isinstance(a, numbers.Number):
+        if isinstance(a, (list, tuple, numbers.Number)):
             a = np.asarray(a)
         else:
             raise TypeError(f"{where} must be a NumPy or CuPy array, got {type(a).__name__}")
@@ -149,12 +181,7 @@ def check_finite(a, where):
         raise TTError(f"{where} contains NaN or Inf; the decomposition needs finite values")
 
 
-def check_vector_length(n_got, n_expected, where):
-    if n_got != n_expected:
-        raise ShapeError(f"{where}: expected length {n_expected}, got {n_got}")
-
-
-def make_rng(rng=None, where="rng") -> np.random.Generator:
+def make_rng(rng: Seed = None, where: str = "rng") -> np.random.Generator:
     """A NumPy ``Generator`` from ``None`` (fresh entropy), a non-negative int seed, a
     ``SeedSequence`` or a ``Generator`` (returned as is: the caller's stream advances).
 
@@ -171,3 +198,43 @@ def make_rng(rng=None, where="rng") -> np.random.Generator:
         return np.random.default_rng(int(rng))
     raise TypeError(f"{where} must be None, a non-negative int seed, a numpy.random.SeedSequence "
                     f"or a numpy.random.Generator, got {type(rng).__name__} {rng!r}")
+
+
+# ---- checks of the nn layers ----------------------------------------------------------------------
+_NN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_features(value, what: str) -> int:
+    """A layer width: a positive integer (``TypeError`` for non-integers, ``TTError`` for < 1)."""
+    return check_positive_int(value, what)
+
+
+def check_nn_dtype(dtype, where: str = "dtype") -> np.dtype:
+    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{where} must be float32 or float64, got {dtype!r}") from None
+    if dt not in _NN_DTYPES:
+        raise TypeError(f"{where} must be float32 or float64, got {dt}")
+    return dt
+
+
+def check_input(x, where: str, width: int | None = None) -> Array:
+    """Validate a layer input: a floating NumPy/CuPy array; ``(batch, width)`` if ``width``.
+
+    Raises ``TypeError`` for non-arrays and integer (or complex) arrays and
+    :class:`~tensortrain.errors.ShapeError` for a wrong shape or width.
+    """
+    if not is_array(x):
+        raise TypeError(f"{where} expects a NumPy or CuPy array, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{where} expects floating-point inputs, got dtype {x.dtype}; "
+                        f"convert first, e.g. with x.astype(np.float32)")
+    if width is not None:
+        if x.ndim != 2:
+            raise ShapeError(f"{where} expects inputs of shape (batch, {width}), got an array of "
+                             f"shape {tuple(x.shape)}")
+        if x.shape[1] != width:
+            raise ShapeError(f"{where} expects inputs of width {width}, got {x.shape[1]}")
+    return x

@@ -8,13 +8,24 @@ import numbers
 import numpy as np
 
 from ._backend import resolve_xp
-from ._validation import _as_int, check_float_dtype, check_modes, check_ranks, make_rng
-from .errors import ModeError
+from ._validation import (
+    ArrayModule,
+    DTypeLike,
+    Modes,
+    Ranks,
+    Seed,
+    _as_int,
+    check_float_dtype,
+    check_modes,
+    check_ranks,
+    make_rng,
+)
+from .errors import ModeError, TTError
 from .matrix import TTMatrix
 from .shapes import balanced_modes
 from .tensor import TTTensor
 
-__all__ = ["zeros", "ones", "eye", "random_tensor", "random_matrix"]
+__all__ = ["eye", "ones", "random_matrix", "random_tensor", "zeros"]
 
 
 def _split_shape(shape):
@@ -40,25 +51,41 @@ def _constant(shape, value, dtype, xp):
     if cols is None:
         cores = [xp.full((1, n, 1), value, dtype=dtype) for n in rows]
         return TTTensor(cores)
-    cores = [xp.full((1, m, n, 1), value, dtype=dtype) for m, n in zip(rows, cols)]
+    cores = [xp.full((1, m, n, 1), value, dtype=dtype) for m, n in zip(rows, cols, strict=True)]
     return TTMatrix(cores)
 
 
-def zeros(shape, *, dtype=np.float64, xp=None):
-    """The zero TT (ranks 1).  ``shape``: tensor modes, or ``(row_modes, col_modes)``."""
+def zeros(shape: Modes | tuple[Modes, Modes], *, dtype: DTypeLike = np.float64,
+          xp: ArrayModule = None) -> TTTensor | TTMatrix:
+    """The zero TT (ranks 1).  ``shape``: tensor modes, or ``(row_modes, col_modes)``.
+
+    Complexity: ``O(d n)``.
+    """
     return _constant(shape, 0.0, dtype, xp)
 
 
-def ones(shape, *, dtype=np.float64, xp=None):
-    """The all-ones TT (ranks 1).  ``shape``: tensor modes, or ``(row_modes, col_modes)``."""
+def ones(shape: Modes | tuple[Modes, Modes], *, dtype: DTypeLike = np.float64,
+         xp: ArrayModule = None) -> TTTensor | TTMatrix:
+    """The all-ones TT (ranks 1).  ``shape``: tensor modes, or ``(row_modes, col_modes)``.
+
+    Complexity: ``O(d n)``.
+
+    Examples
+    --------
+    >>> import tensortrain as tt
+    >>> float(tt.ones((2, 3)).full().sum()), tt.ones(((2, 3), (4, 1))).shape
+    (6.0, (6, 4))
+    """
     return _constant(shape, 1.0, dtype, xp)
 
 
-def eye(modes, *, dtype=np.float64, xp=None):
+def eye(modes: Modes, *, dtype: DTypeLike = np.float64, xp: ArrayModule = None) -> TTMatrix:
     """Identity TTMatrix (ranks 1).
 
     ``modes`` is a sequence of modes (square, rows = columns) or an int ``n``: then balanced
     modes are chosen and padded if needed, and the logical shape is ``(n, n)``.
+
+    Complexity: ``O(d n^2)``.
     """
     xp = resolve_xp(xp)
     dtype = check_float_dtype(dtype, "dtype")
@@ -84,42 +111,104 @@ def _capped(ranks, sizes):
     return out
 
 
-def _random_cores(sizes, ranks, rng, dtype, xp, extra_shape):
-    """Cores with Gaussian entries scaled so the full tensor has entries of unit variance."""
+def _check_std(std):
+    if isinstance(std, bool) or not isinstance(std, numbers.Real):
+        raise TypeError(f"std must be a real number > 0, got {type(std).__name__} {std!r}")
+    value = float(std)
+    if not (0.0 < value < math.inf):
+        raise TTError(f"std must be a finite number > 0 (the standard deviation of the full "
+                      f"tensor's entries), got {std!r}")
+    return value
+
+
+def _random_cores(sizes, ranks, rng, dtype, xp, extra_shape, std):
+    """Gaussian cores whose full tensor has entries of mean 0 and standard deviation ``std``.
+
+    Core ``k`` has entries of standard deviation ``std**(1/d) / sqrt(r_k)`` (``r_d = 1``): the
+    variance of a full entry, a sum of ``r_1 ... r_{d-1}`` products of ``d`` independent
+    factors, is ``std**2``, and every core has the same scale for any ``d``.
+    """
     xp = resolve_xp(xp)
     dtype = check_float_dtype(dtype, "dtype")
+    std = _check_std(std)
     rng = make_rng(rng)
     d = len(sizes)
     ranks = _capped(check_ranks(ranks, d), sizes)
+    per_core = std ** (1.0 / d)
     cores = []
     for k in range(d):
-        shape = (ranks[k],) + extra_shape[k] + (ranks[k + 1],)
-        std = 1.0 / math.sqrt(ranks[k + 1]) if k < d - 1 else 1.0
+        shape = (ranks[k], *extra_shape[k], ranks[k + 1])
+        scale = per_core / math.sqrt(ranks[k + 1]) if k < d - 1 else per_core
         if dtype.kind == "c":
-            g = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * (std / math.sqrt(2))
+            g = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * (scale / math.sqrt(2))
         else:
-            g = rng.standard_normal(shape) * std
+            g = rng.standard_normal(shape) * scale
         cores.append(xp.asarray(g.astype(dtype)))
     return cores
 
 
-def random_tensor(modes, ranks, *, rng=None, dtype=np.float64, xp=None):
-    """A random TTTensor whose full tensor has entries of unit variance.
+def random_tensor(modes: Modes, ranks: Ranks, *, rng: Seed = None,
+                  dtype: DTypeLike = np.float64, xp: ArrayModule = None,
+                  std: float = 1.0) -> TTTensor:
+    """A random TTTensor whose full tensor has Gaussian-like entries of mean 0 and standard
+    deviation ``std``.
 
-    ``ranks`` is an int for every inner bond or the full list ``[1, r_1, ..., r_{d-1}, 1]``;
-    ranks above the largest useful value ``min(prod(modes[:k]), prod(modes[k:]))`` are capped.
-    The data are drawn on the host from ``rng`` (a Generator or seed) and moved to ``xp``.
+    Complexity: ``O(d n r^2)`` time and memory (the cores only; nothing dense is formed).
+
+    Parameters
+    ----------
+    modes : int or sequence of int
+        The mode sizes ``(n_1, ..., n_d)``.
+    ranks : int or sequence of int
+        An int for every inner bond, the ``d - 1`` inner values, or the full list
+        ``[1, r_1, ..., r_{d-1}, 1]``; ranks above the largest useful value
+        ``min(prod(modes[:k]), prod(modes[k:]))`` are capped.
+    rng : None, int, SeedSequence or Generator
+        The host random stream (a ``Generator`` is used as is and advances).
+    dtype : float32, float64, complex64 or complex128
+        Complex entries have independent real and imaginary parts of equal variance.
+    xp : module or {"numpy", "cupy"}, optional
+        Where the cores go; the data are drawn on the host, so a seed gives the same tensor
+        on every backend.
+    std : float > 0
+        The standard deviation of every entry of the full tensor. Each core gets the same
+        share ``std**(1/d)``, so the cores stay balanced for any ``d``.
+
+    Examples
+    --------
+    >>> import tensortrain as tt
+    >>> x = tt.random_tensor((4, 5, 6), ranks=3, rng=0, std=0.5)
+    >>> x.shape, x.ranks
+    ((4, 5, 6), (1, 3, 3, 1))
     """
-    modes = check_modes(modes, "modes")
-    return TTTensor(_random_cores(modes, ranks, rng, dtype, xp, [(n,) for n in modes]))
+    sizes = check_modes(modes, "modes")
+    return TTTensor(_random_cores(sizes, ranks, rng, dtype, xp, [(n,) for n in sizes], std))
 
 
-def random_matrix(row_modes, col_modes, ranks, *, rng=None, dtype=np.float64, xp=None):
-    """A random TTMatrix whose dense matrix has entries of unit variance (see :func:`random_tensor`)."""
+def random_matrix(row_modes: Modes, col_modes: Modes, ranks: Ranks, *, rng: Seed = None,
+                  dtype: DTypeLike = np.float64, xp: ArrayModule = None,
+                  std: float = 1.0) -> TTMatrix:
+    """A random TTMatrix whose dense matrix has entries of mean 0 and standard deviation
+    ``std`` (the arguments as in :func:`random_tensor`; core ``k`` counts ``m_k n_k`` as its
+    mode size when ranks are capped).
+
+    Initializing a weight ``W`` of shape ``(fan_out, fan_in)`` for a target variance (Glorot,
+    He) is ``random_matrix(out_modes, in_modes, ranks, std=math.sqrt(variance))``.
+
+    Complexity: ``O(d m n r^2)`` time and memory.
+
+    Examples
+    --------
+    >>> import tensortrain as tt
+    >>> W = tt.random_matrix((2, 3), (4, 5), ranks=2, rng=0, dtype="float32")
+    >>> W.shape, W.ranks, W.dtype
+    ((6, 20), (1, 2, 1), dtype('float32'))
+    """
     rows = check_modes(row_modes, "row_modes")
     cols = check_modes(col_modes, "col_modes")
     if len(rows) != len(cols):
         raise ModeError(f"row_modes and col_modes must have the same length, got {rows} and "
                         f"{cols}")
-    sizes = [m * n for m, n in zip(rows, cols)]
-    return TTMatrix(_random_cores(sizes, ranks, rng, dtype, xp, list(zip(rows, cols))))
+    sizes = [m * n for m, n in zip(rows, cols, strict=True)]
+    extra = list(zip(rows, cols, strict=True))
+    return TTMatrix(_random_cores(sizes, ranks, rng, dtype, xp, extra, std))

@@ -36,16 +36,37 @@ singular vectors are formed only where a bond is cut.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 
 from . import _scaling
-from ._backend import (eigh, frobenius_norm, get_xp, gram, matmul, pivoted_cholesky, qr, svd,
-                       svdvals, to_host, wide_r_factor)
+from ._backend import (
+    eigh,
+    frobenius_norm,
+    get_xp,
+    gram,
+    matmul,
+    pivoted_cholesky,
+    qr,
+    svd,
+    svdvals,
+    to_host,
+    wide_r_factor,
+)
+from ._validation import Array
 from .errors import TTError
 
-__all__ = ["tt_svd", "orthogonalize_cores", "orthogonal_sweep", "round_cores",
-           "truncation_rank", "TT_SVD_METHODS", "ROUND_METHODS", "GRAM_SAFETY"]
+__all__ = [
+    "GRAM_SAFETY",
+    "ROUND_METHODS",
+    "TT_SVD_METHODS",
+    "orthogonal_sweep",
+    "orthogonalize_cores",
+    "round_cores",
+    "truncation_rank",
+    "tt_svd",
+]
 
 _LN2 = math.log(2.0)
 
@@ -386,7 +407,8 @@ def _scale_exponent(flat):
     return e, None
 
 
-def tt_svd(a, modes, eps=0.0, max_rank=None, method="auto", report=None):
+def tt_svd(a: Array, modes: Sequence[int], eps: float = 0.0, max_rank: Sequence[int] | None = None,
+           method: str = "auto", report: list[str] | None = None) -> list[Array]:
     """TT-SVD of the dense array ``a`` reshaped to ``modes``.
 
     Returns the list of cores (never sharing memory with ``a``).  ``max_rank`` is None or a
@@ -438,7 +460,8 @@ def tt_svd(a, modes, eps=0.0, max_rank=None, method="auto", report=None):
     return _scaling.apply_pow2(cores, e, d - 1)
 
 
-def orthogonal_sweep(cores, direction="left"):
+def orthogonal_sweep(cores: Sequence[Array],
+                     direction: str = "left") -> tuple[list[Array], int, float]:
     """QR sweep with exact power-of-two rescaling; the workhorse of norms, rounding and
     :func:`orthogonalize_cores`.
 
@@ -491,7 +514,8 @@ def orthogonal_sweep(cores, direction="left"):
     return out, exp2, last_norm
 
 
-def orthogonalize_cores(cores, direction="left", normalize=False):
+def orthogonalize_cores(cores: Sequence[Array], direction: str = "left",
+                        normalize: bool = False) -> tuple[list[Array], float]:
     """QR sweep making cores left-orthogonal (all but the last) or right-orthogonal (all but the first).
 
     Returns ``(cores, log_scale)``.  With ``normalize=True`` the non-orthogonal core is left
@@ -512,7 +536,9 @@ def orthogonalize_cores(cores, direction="left", normalize=False):
     return _scaling.apply_pow2(out, exp2, last), 0.0
 
 
-def round_cores(cores, eps=0.0, max_rank=None, ref_log_norm=None, method="auto", report=None):
+def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int] | None = None,
+                ref_log_norm: float | None = None, method: str = "auto",
+                report: list[str] | None = None) -> list[Array]:
     """TT rounding: right-to-left QR sweep, then left-to-right truncation.
 
     The result satisfies ``||A - B|| <= eps * exp(ref_log_norm)`` with ``ref_log_norm`` the

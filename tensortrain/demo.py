@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -51,10 +52,8 @@ def available_memory():
     except (OSError, ValueError, IndexError):
         pass
     if not found:
-        try:
+        with contextlib.suppress(AttributeError, ValueError, OSError):
             found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (AttributeError, ValueError, OSError):
-            pass
     for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
                                    ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
                                     "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
@@ -162,12 +161,12 @@ def run(n=4096, eps=1e-6, max_rank=None, batch=64, repeat=5, seed=0, out=print):
         y_tt = w @ x
         y_dense = a @ x
         diff = float(np.abs(y_tt - y_dense).max() / np.abs(y_dense).max())
-        t_tt = _best_time(lambda: w @ x, repeat)
-        t_dense = _best_time(lambda: a @ x, repeat)
+        t_tt = _best_time(lambda x=x: w @ x, repeat)
+        t_dense = _best_time(lambda x=x: a @ x, repeat)
         label = "W @ x (vector)" if b == 1 else f"W @ X (batch {b})"
         out(f"{label:<22}{t_tt * 1e3:>10.3f}{t_dense * 1e3:>10.3f}{t_dense / t_tt:>9.1f}x"
             f"{diff:>14.2e}")
-    plan = w.matmul_cost(batch)
+    plan = w.matmul_plan(batch)
     out(f"plan for batch {batch}: {plan.describe()}")
     return {"n": n, "eps": eps, "ranks": list(w.ranks), "compression": w.compression,
             "rel_error": rel}

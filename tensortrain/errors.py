@@ -3,19 +3,27 @@
 Every bad value or shape raises a subclass of :class:`TTError`, which is itself a
 ``ValueError`` so that ``except ValueError`` keeps working.  Wrong *types* (an integer
 array where floats are needed, NumPy mixed with CuPy) raise ``TypeError``.
+
+This holds for the whole package, :mod:`tensortrain.nn` and :mod:`tensortrain.datasets`
+included: a bad layer width, learning rate, batch size or model file raises a ``TTError``
+(a :class:`ShapeError` for a wrong input shape, a :class:`TTFileError` for a bad file), so
+one ``except tt.TTError`` catches every refused value, and code written against plain
+``ValueError`` keeps working.  Operations that are valid but not implemented raise
+``NotImplementedError``; misuse of an object's state (``backward`` before ``forward``) raises
+``RuntimeError``.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "TTError",
-    "ShapeError",
-    "RankError",
-    "ModeError",
-    "TTIndexError",
-    "TTFileError",
     "BackendError",
     "ConvergenceWarning",
+    "ModeError",
+    "RankError",
+    "ShapeError",
+    "TTError",
+    "TTFileError",
+    "TTIndexError",
 ]
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ._backend import backend_name
 from .matrix import TTMatrix
 
 __all__ = ["as_linear_operator"]
 
 
-def as_linear_operator(W):
+def as_linear_operator(W: TTMatrix) -> Any:
     """Wrap ``W`` as a ``scipy.sparse.linalg.LinearOperator`` (``cupyx``'s on CuPy).
 
     ``matvec``/``matmat`` use :meth:`TTMatrix.__matmul__` and ``rmatvec``/``rmatmat`` use the

@@ -4,29 +4,33 @@ from __future__ import annotations
 
 import os
 import zipfile
+from typing import Any
 
 import numpy as np
 
 from ._backend import resolve_xp, to_host
+from ._validation import ArrayModule
 from .errors import TTFileError
 from .matrix import TTMatrix
 from .tensor import TTTensor
 
-__all__ = ["save", "load", "FORMAT_VERSION"]
+__all__ = ["FORMAT_VERSION", "load", "save"]
 
 FORMAT_NAME = "tensortrain"
 FORMAT_VERSION = 1
 
 
-def save(path, obj):
+def save(path: str | os.PathLike[str], obj: TTTensor | TTMatrix) -> None:
     """Write a TTTensor or TTMatrix to ``path`` (a ``.npz`` archive, uncompressed).
 
     The archive holds ``format``, ``version``, ``kind``, the cores ``core_0 ... core_{d-1}``
     (copied to the host) and, for a TTMatrix, its logical ``shape``.
+
+    Complexity: time and disk space linear in the total size of the cores.
     """
     if not isinstance(obj, (TTTensor, TTMatrix)):
         raise TypeError(f"save() writes a TTTensor or TTMatrix, got {type(obj).__name__}")
-    arrays = {
+    arrays: dict[str, Any] = {
         "format": np.array(FORMAT_NAME),
         "version": np.array(FORMAT_VERSION),
         "kind": np.array(type(obj).__name__),
@@ -40,11 +44,13 @@ def save(path, obj):
         np.savez(f, **arrays)
 
 
-def load(path, *, xp=None):
+def load(path: str | os.PathLike[str], *, xp: ArrayModule = None) -> TTTensor | TTMatrix:
     """Read a TT object written by :func:`save`; cores go to backend ``xp`` (NumPy default).
 
     Raises ``FileNotFoundError`` for a missing file and :class:`~tensortrain.errors.TTFileError`
     for a truncated or foreign file, or one of another format version.  Object arrays are never unpickled.
+
+    Complexity: time and memory linear in the total size of the cores.
     """
     xp = resolve_xp(xp)
     path = os.fspath(path)
@@ -89,7 +95,7 @@ def load(path, *, xp=None):
             if shape.shape != (2,) or shape.dtype.kind not in "iu":
                 raise TTFileError(f"{path!r} has a malformed 'shape' entry: expected two "
                                   f"integers, got {shape.dtype} with shape {shape.shape}")
-            return TTMatrix(cores, tuple(int(s) for s in shape))
+            return TTMatrix(cores, (int(shape[0]), int(shape[1])))
     except (TypeError, ValueError) as exc:
         if isinstance(exc, TTFileError):
             raise

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import _cores, contraction, decompositions
 from ._backend import get_xp, is_array
 from ._base import _TTBase, check_dense_input, validate_cores
-from ._validation import _as_int, as_float_array, check_eps, check_max_rank
+from ._validation import (
+    Array,
+    MaxRank,
+    Modes,
+    _as_int,
+    as_float_array,
+    check_eps,
+    check_max_rank,
+)
+from .contraction import ContractionPlan
 from .errors import ShapeError
 from .shapes import check_cover, choose_matrix_modes
 from .tensor import TTTensor
@@ -44,10 +55,10 @@ class TTMatrix(_TTBase):
     (1000,)
     """
 
-    cores: tuple
-    shape: tuple
+    cores: tuple[Any, ...]
+    shape: tuple[int, int]
 
-    def __init__(self, cores, shape=None):
+    def __init__(self, cores: Sequence[Array], shape: tuple[int, int] | None = None) -> None:
         cores = validate_cores(cores, 4, "TTMatrix")
         padded = (math.prod(c.shape[1] for c in cores), math.prod(c.shape[2] for c in cores))
         if shape is None:
@@ -67,7 +78,8 @@ class TTMatrix(_TTBase):
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
-    def from_dense(cls, a, row_modes=None, col_modes=None, eps=0.0, max_rank=None, d=None):
+    def from_dense(cls, a: Array, row_modes: Modes | None = None, col_modes: Modes | None = None,
+                   eps: float = 0.0, max_rank: MaxRank = None, d: int | None = None) -> TTMatrix:
         """TT-SVD of any dense matrix.
 
         Complexity: ``O(M N r)`` plus one SVD per unfolding.
@@ -91,34 +103,33 @@ class TTMatrix(_TTBase):
         if a.ndim != 2:
             raise ShapeError(f"TTMatrix.from_dense needs a 2-D array, got shape {a.shape}")
         eps = check_eps(eps)
-        row_modes, col_modes = choose_matrix_modes(a.shape, row_modes, col_modes, d)
-        dd = len(row_modes)
-        caps = check_max_rank(max_rank, dd)
+        rows, cols = choose_matrix_modes(a.shape, row_modes, col_modes, d)
+        caps = check_max_rank(max_rank, len(rows))
         xp = get_xp(a)
         logical = (int(a.shape[0]), int(a.shape[1]))
-        Mp, Np = math.prod(row_modes), math.prod(col_modes)
+        Mp, Np = math.prod(rows), math.prod(cols)
         if (Mp, Np) != logical:
             padded = xp.zeros((Mp, Np), dtype=a.dtype)
             padded[: a.shape[0], : a.shape[1]] = a
             a = padded
-        t = _interleave(a, row_modes, col_modes)
-        modes3 = tuple(m * n for m, n in zip(row_modes, col_modes))
+        t = _interleave(a, rows, cols)
+        modes3 = tuple(m * n for m, n in zip(rows, cols, strict=True))
         cores3 = decompositions.tt_svd(t, modes3, eps, caps)
         cores = [c.reshape(c.shape[0], m, n, c.shape[2])
-                 for c, m, n in zip(cores3, row_modes, col_modes)]
+                 for c, m, n in zip(cores3, rows, cols, strict=True)]
         return cls(cores, logical)
 
     # ---- structure ---------------------------------------------------------------------------
     @functools.cached_property
-    def row_modes(self) -> tuple:
+    def row_modes(self) -> tuple[int, ...]:
         return tuple(int(c.shape[1]) for c in self.cores)
 
     @functools.cached_property
-    def col_modes(self) -> tuple:
+    def col_modes(self) -> tuple[int, ...]:
         return tuple(int(c.shape[2]) for c in self.cores)
 
     @functools.cached_property
-    def padded_shape(self) -> tuple:
+    def padded_shape(self) -> tuple[int, int]:
         """``(prod row_modes, prod col_modes)``: the size the modes cover."""
         return (math.prod(self.row_modes), math.prod(self.col_modes))
 
@@ -148,7 +159,7 @@ class TTMatrix(_TTBase):
 
     def _with_cores3(self, cores3):
         cores = [c.reshape(c.shape[0], m, n, c.shape[2])
-                 for c, m, n in zip(cores3, self.row_modes, self.col_modes)]
+                 for c, m, n in zip(cores3, self.row_modes, self.col_modes, strict=True)]
         return TTMatrix(cores, self.shape)
 
     def _mask3(self):
@@ -157,7 +168,7 @@ class TTMatrix(_TTBase):
         rows = _cores.lt_indicator(self.row_modes, self.shape[0], xp, dt)
         cols = _cores.lt_indicator(self.col_modes, self.shape[1], xp, dt)
         out = []
-        for r, c in zip(rows, cols):
+        for r, c in zip(rows, cols, strict=True):
             m = r[:, None, :, None, :, None] * c[None, :, None, :, None, :]
             a, b, mm, nn, e, f = m.shape
             out.append(m.reshape(a * b, mm * nn, e * f))
@@ -180,7 +191,7 @@ class TTMatrix(_TTBase):
                 f"{other.row_modes}x{other.col_modes}")
 
     # ---- dense views ---------------------------------------------------------------------------
-    def full(self):
+    def full(self) -> Array:
         """The dense ``(M, N)`` matrix.  Memory ``O(M N)``: for small matrices and checks."""
         mat = _deinterleave(_cores.full(self._cores3(), flat=True), self.row_modes,
                             self.col_modes).reshape(self.padded_shape)
@@ -188,7 +199,7 @@ class TTMatrix(_TTBase):
         return mat[:M, :N] if self.is_padded else mat
 
     @functools.cached_property
-    def T(self):
+    def T(self) -> TTMatrix:
         """The transpose (a TTMatrix sharing the cores' memory; no data is copied)."""
         t = TTMatrix([self.xp.transpose(c, (0, 2, 1, 3)) for c in self.cores],
                      (self.shape[1], self.shape[0]))
@@ -196,22 +207,30 @@ class TTMatrix(_TTBase):
         return t
 
     @property
-    def H(self):
+    def H(self) -> TTMatrix:
         """The conjugate transpose."""
         return self.conj().T
 
     # ---- products ---------------------------------------------------------------------------
-    def matmul_cost(self, batch=1, itemsize=None):
+    def matmul_plan(self, batch: int = 1, itemsize: int | None = None) -> ContractionPlan:
         """The contraction plan of ``W @ x`` for ``batch`` right-hand sides, with its cost.
 
         Returns a :class:`tensortrain.contraction.ContractionPlan` with ``flops``,
         ``peak_bytes`` (temporaries), ``dense_flops`` and the chosen order of core blocks.
+        ``itemsize`` (bytes per entry) defaults to the cores' dtype.
+
+        Complexity: planning only (no array is read or allocated).
         """
         batch = _as_int(batch, "batch")
         if batch < 1:
             raise ShapeError(f"batch must be >= 1, got {batch}")
         itemsize = self.dtype.itemsize if itemsize is None else int(itemsize)
         return contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks, batch, itemsize)
+
+    def matmul_cost(self, batch: int = 1, itemsize: int | None = None) -> ContractionPlan:
+        """The older name of :meth:`matmul_plan` (it returns the plan, cost included); kept
+        as an alias."""
+        return self.matmul_plan(batch, itemsize)
 
     def _apply(self, x2, batch_last=False):
         """``x2 @ W.T`` for ``x2`` of shape ``(B, N)``, or ``W @ x2`` for ``(N, B)``."""
@@ -263,7 +282,7 @@ class TTMatrix(_TTBase):
         xt = xp.swapaxes(x, -1, -2)                 # (..., K, N)
         lead = xt.shape[:-1]
         y = self._apply(xt.reshape(-1, N))          # (prod lead, M)
-        return xp.swapaxes(y.reshape(lead + (M,)), -1, -2)
+        return xp.swapaxes(y.reshape((*lead, M)), -1, -2)
 
     def __rmatmul__(self, other):
         M = self.shape[0]
@@ -279,7 +298,7 @@ class TTMatrix(_TTBase):
                              f"(shape {x.shape})")
         lead = x.shape[:-1]
         y = self.T._apply(x.reshape(-1, M))
-        return y.reshape(lead + (N,))
+        return y.reshape((*lead, N))
 
     def _matmul_tt_matrix(self, other):
         if other.row_modes != self.col_modes or other.shape[0] != self.shape[1]:
@@ -291,9 +310,9 @@ class TTMatrix(_TTBase):
         a_cores = self.cores
         if self.shape[1] != self.padded_shape[1]:
             mask = _cores.lt_indicator(self.col_modes, self.shape[1], xp, self.dtype)
-            a_cores = [_mask_axis(c, mk, 2) for c, mk in zip(a_cores, mask)]
+            a_cores = [_mask_axis(c, mk, 2) for c, mk in zip(a_cores, mask, strict=True)]
         cores = []
-        for a, b in zip(a_cores, other.cores):
+        for a, b in zip(a_cores, other.cores, strict=True):
             c = xp.tensordot(a, b, axes=([2], [1]))   # (ra, m, ra', rb, l, rb')
             c = xp.transpose(c, (0, 3, 1, 4, 2, 5))
             s = c.shape
@@ -311,9 +330,9 @@ class TTMatrix(_TTBase):
             cmask = _cores.lt_indicator(self.col_modes, self.shape[1], xp, self.dtype)
             rmask = _cores.lt_indicator(self.row_modes, self.shape[0], xp, self.dtype)
             a_cores = [_mask_axis(_mask_axis(c, cm, 2), rm, 1)
-                       for c, cm, rm in zip(a_cores, cmask, rmask)]
+                       for c, cm, rm in zip(a_cores, cmask, rmask, strict=True)]
         cores = []
-        for a, b in zip(a_cores, v.cores):
+        for a, b in zip(a_cores, v.cores, strict=True):
             c = xp.tensordot(a, b, axes=([2], [1]))    # (ra, m, ra', rb, rb')
             c = xp.transpose(c, (0, 3, 1, 2, 4))
             s = c.shape
@@ -368,7 +387,7 @@ def _mode_axes(row_modes, col_modes):
     dimensions an ndarray may have, for any number of cores: ``k`` axes of size >= 2 hold
     at least ``2**k`` entries.
     """
-    return [(kind, k) for k, (m, n) in enumerate(zip(row_modes, col_modes))
+    return [(kind, k) for k, (m, n) in enumerate(zip(row_modes, col_modes, strict=True))
             for kind, x in (("r", m), ("c", n)) if x != 1]
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 
 from . import _cores, _scaling
 from ._backend import get_xp
 from ._base import _TTBase
+from ._validation import MaxRank
 from .matrix import TTMatrix
 from .tensor import TTTensor
 
-__all__ = ["dot", "log_dot", "norm", "log_norm", "round", "orthogonalize", "kron"]
+__all__ = ["dot", "kron", "log_dot", "log_norm", "norm", "orthogonalize", "round"]
+
+TT = TypeVar("TT", TTTensor, TTMatrix)
 
 
 def _check_tt(x, name):
@@ -20,7 +24,7 @@ def _check_tt(x, name):
         raise TypeError(f"{name} must be a TTTensor or TTMatrix, got {type(x).__name__}")
 
 
-def log_dot(a, b):
+def log_dot(a: TT, b: TT) -> tuple[float | complex, float]:
     """``<a, b>`` as ``(sign, log|<a, b>|)``, like :func:`numpy.linalg.slogdet`.
 
     ``sign`` is ``+-1`` (a unit complex number for complex inputs, 0 when the product is 0)
@@ -42,7 +46,7 @@ def _dot_parts(a, b):
     return _cores.log_dot(a._logical_cores3(), b._cores3(), checked)
 
 
-def dot(a, b):
+def dot(a: TT, b: TT) -> float | complex:
     """Inner product ``<a, b> = sum(conj(a) * b)`` of two TTs of equal shape and modes.
 
     Cores and the running interface matrix are scaled by powers of two, so nothing in the
@@ -56,31 +60,31 @@ def dot(a, b):
     return _scaling.scalar_ldexp(value.item(), exp2)
 
 
-def norm(a):
+def norm(a: TTTensor | TTMatrix) -> float:
     """Frobenius norm of a TT (see :meth:`TTTensor.norm`)."""
     _check_tt(a, "a")
     return a.norm()
 
 
-def log_norm(a):
+def log_norm(a: TTTensor | TTMatrix) -> float:
     """``log`` of the Frobenius norm, finite for any ``d`` (see :meth:`TTTensor.log_norm`)."""
     _check_tt(a, "a")
     return a.log_norm()
 
 
-def round(a, eps=0.0, max_rank=None):  # noqa: A001  (the TT literature's name)
+def round(a: TT, eps: float = 0.0, max_rank: MaxRank = None) -> TT:
     """TT rounding; see :meth:`TTTensor.round`."""
     _check_tt(a, "a")
     return a.round(eps=eps, max_rank=max_rank)
 
 
-def orthogonalize(a, direction="left"):
+def orthogonalize(a: TT, direction: str = "left") -> TT:
     """Left- or right-orthogonal form; see :meth:`TTTensor.orthogonalize`."""
     _check_tt(a, "a")
     return a.orthogonalize(direction)
 
 
-def kron(a, b):
+def kron(a: TT, b: TT) -> TT:
     """Kronecker product.
 
     For TTTensors the result has modes ``a.shape + b.shape`` and ``kron(a, b).full().ravel()``

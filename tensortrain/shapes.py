@@ -48,11 +48,12 @@ import numbers
 from collections import Counter
 from fractions import Fraction
 from functools import lru_cache
+from typing import Any
 
 from ._validation import _as_int, check_modes
 from .errors import ModeError
 
-__all__ = ["factorize", "balanced_modes", "choose_matrix_modes", "default_ndim"]
+__all__ = ["balanced_modes", "choose_matrix_modes", "default_ndim", "factorize"]
 
 _SMALL_PRIMES = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31)
 _TARGET_MODE = 6.0
@@ -285,7 +286,7 @@ def _search_exact(n: int, d: int, primes, best: tuple[int, ...]) -> tuple[int, .
     ndiv = len(divs)
     # frame: [remaining product, modes still to choose, chosen modes, their sum,
     #         index of the next divisor to try, largest divisor worth trying]
-    stack = [[n, d, (), 0, 1, _iroot(n, d)]]
+    stack: list[list[Any]] = [[n, d, (), 0, 1, _iroot(n, d)]]
     steps = 0
     while stack and steps < _SEARCH_STEPS:
         frame = stack[-1]
@@ -305,12 +306,12 @@ def _search_exact(n: int, d: int, primes, best: tuple[int, ...]) -> tuple[int, .
         if omega[where[rest]] < k - 1:          # too few primes left for k - 1 modes >= 2
             continue
         if k == 2:
-            cand = parts + (f, rest)
+            cand = (*parts, f, rest)
             best_key = min(best_key, (psum + f + rest, rest, cand))
             continue
         if _mean_bound_exceeds(psum + f, rest, k - 1, best_key[0]):
             continue
-        stack.append([rest, k - 1, parts + (f,), psum + f, i, _iroot(rest, k - 1)])
+        stack.append([rest, k - 1, (*parts, f), psum + f, i, _iroot(rest, k - 1)])
     return best_key[2]
 
 
@@ -335,13 +336,14 @@ def _organ_pipe(modes: tuple[int, ...]) -> tuple[int, ...]:
     small, which is where TT formats store the fewest parameters.
     """
     s = sorted(modes)
-    left, right = [], []
+    left: list[int] = []
+    right: list[int] = []
     for i, m in enumerate(s):
         (left if i % 2 == 0 else right).append(m)
     return tuple(left + right[::-1])
 
 
-def factorize(n, d) -> tuple[int, ...]:
+def factorize(n: int, d: int) -> tuple[int, ...]:
     """The most balanced exact factorization of ``n`` into ``d`` modes (modes of 1 allowed).
 
     Prime factors that cannot be found within a fixed budget (two of 12 digits or more in one
@@ -363,7 +365,7 @@ def default_ndim(n: int) -> int:
     """A default number of modes for size ``n``: modes of about 6 (1024 -> 4, 25088 -> 6)."""
     if n <= 1:
         return 1
-    return max(1, int(round(math.log(n) / math.log(_TARGET_MODE))))
+    return max(1, round(math.log(n) / math.log(_TARGET_MODE)))
 
 
 # ---- padding --------------------------------------------------------------------------------
@@ -538,7 +540,7 @@ def _check_max_pad(max_pad) -> float:
     return value
 
 
-def balanced_modes(n, d=None, *, max_pad=0.1) -> tuple[int, ...]:
+def balanced_modes(n: int, d: int | None = None, *, max_pad: float = 0.1) -> tuple[int, ...]:
     """Choose ``d`` balanced modes covering ``n``, padding by at most ``max_pad`` when that helps.
 
     ``max_pad`` is a real number >= 0: the padded size is at most ``n + max_pad * n``.

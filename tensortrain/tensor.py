@@ -5,14 +5,16 @@ from __future__ import annotations
 import functools
 import math
 import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from . import _cores, _scaling, decompositions
 from ._backend import is_array, to_host
 from ._base import _TTBase, check_dense_input, validate_cores
-from ._validation import check_eps, check_max_rank
+from ._validation import Array, MaxRank, check_eps, check_max_rank
 from .errors import ShapeError, TTIndexError
 
 __all__ = ["TTTensor"]
@@ -44,14 +46,14 @@ class TTTensor(_TTBase):
     True
     """
 
-    cores: tuple
+    cores: tuple[Any, ...]
 
-    def __init__(self, cores):
+    def __init__(self, cores: Sequence[Array]) -> None:
         object.__setattr__(self, "cores", validate_cores(cores, 3, "TTTensor"))
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
-    def from_dense(cls, a, eps=0.0, max_rank=None):
+    def from_dense(cls, a: Array, eps: float = 0.0, max_rank: MaxRank = None) -> TTTensor:
         """TT-SVD of a dense array.
 
         Complexity: ``O(N r)`` for ``N = a.size`` (dominated by the first unfoldings).
@@ -71,7 +73,7 @@ class TTTensor(_TTBase):
 
     # ---- structure ---------------------------------------------------------------------------
     @functools.cached_property
-    def shape(self) -> tuple:
+    def shape(self) -> tuple[int, ...]:
         """Mode sizes ``(n_1, ..., n_d)``."""
         return tuple(int(c.shape[1]) for c in self.cores)
 
@@ -115,7 +117,7 @@ class TTTensor(_TTBase):
             raise ShapeError(f"'{op}' needs equal shapes, got {self.shape} and {other.shape}")
 
     # ---- dense views ---------------------------------------------------------------------------
-    def full(self):
+    def full(self) -> Array:
         """The dense tensor.  Memory ``O(prod n_k)``: for small tensors and checks."""
         if self.ndim > 64:
             raise ShapeError(
@@ -146,7 +148,7 @@ class TTTensor(_TTBase):
         key = key + (slice(None),) * (d - len(key))
         fixed = {}
         kept = {}
-        for k, (idx, core) in enumerate(zip(key, self.cores)):
+        for k, (idx, core) in enumerate(zip(key, self.cores, strict=True)):
             n = core.shape[1]
             if isinstance(idx, (numbers.Integral, np.integer)) and not isinstance(idx, bool):
                 i = int(idx)
@@ -211,7 +213,7 @@ class TTTensor(_TTBase):
         out = _scaling.apply_pow2(out, _scaling.host_exponent_sum(exps), 0, dtype)
         return TTTensor([c.astype(dtype, copy=False) for c in out])
 
-    def sum(self, axis=None):
+    def sum(self, axis: int | Sequence[int] | None = None) -> Any:
         """Sum over all entries (a scalar) or over the modes in ``axis`` (a TTTensor).
 
         Complexity: ``O(d n r^2)``.

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from _helpers import HAS_CUPY, to_numpy
 
 import tensortrain as tt
 from tensortrain._backend import get_xp, resolve_xp
-
-from conftest import HAS_CUPY, to_numpy
 
 
 def test_import_does_not_import_cupy():
@@ -19,6 +19,20 @@ def test_import_does_not_import_cupy():
             "w = tt.random_matrix((2, 3), (3, 2), 2, rng=0)\n"
             "y = w @ np.ones(6); w.round(1e-3); tt.save\n"
             "print('cupy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_package_does_not_need_opt_einsum():
+    """opt_einsum is a benchmark extra, not a dependency: importing every module of the
+    package and running the planner must not load it."""
+    code = ("import sys, pkgutil, importlib, numpy as np, tensortrain as tt\n"
+            "for m in pkgutil.walk_packages(tt.__path__, 'tensortrain.'):\n"
+            "    if m.name != 'tensortrain.__main__':\n"
+            "        importlib.import_module(m.name)\n"
+            "w = tt.random_matrix((2, 3), (3, 2), 2, rng=0)\n"
+            "y = np.ones((4, 6)) @ w.T; w.matmul_plan(4)\n"
+            "print('opt_einsum' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -41,7 +55,7 @@ def test_resolve_xp_names():
 @pytest.mark.skipif(HAS_CUPY, reason="checks the message shown without CuPy")
 def test_cupy_requested_without_cupy():
     try:
-        import cupy  # noqa: F401
+        importlib.import_module("cupy")
     except ImportError:
         with pytest.raises(ImportError, match="CuPy is not installed"):
             resolve_xp("cupy")
@@ -60,7 +74,7 @@ def test_backend_property(xp):
 def test_numpy_and_cupy_agree():
     if not HAS_CUPY:
         pytest.skip("CuPy with a CUDA device is not available")
-    import cupy
+    cupy = importlib.import_module("cupy")
 
     rng = np.random.default_rng(5)
     a_np = rng.standard_normal((6, 5, 4, 3))
@@ -86,7 +100,7 @@ def test_numpy_and_cupy_agree():
 def test_mixed_backends_raise():
     if not HAS_CUPY:
         pytest.skip("CuPy with a CUDA device is not available")
-    import cupy
+    cupy = importlib.import_module("cupy")
 
     w = tt.random_matrix((2, 3), (3, 2), 2, rng=0)
     with pytest.raises(TypeError, match="different backends"):

@@ -8,16 +8,16 @@ import math
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from _helpers import host_random, rel_err, to_numpy
 
 pytest.importorskip("hypothesis")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import tensortrain as tt  # noqa: E402
-from tensortrain import TTTensor, _backend  # noqa: E402
-from tensortrain import decompositions as D  # noqa: E402
-from tensortrain.errors import TTError  # noqa: E402
+import tensortrain as tt
+from tensortrain import TTTensor, _backend
+from tensortrain import decompositions as D
+from tensortrain.errors import TTError
 
 PATHS = ("auto", "gram", "qr", "svd")
 FEW = settings(max_examples=30, deadline=None,
@@ -64,9 +64,8 @@ def run(a, eps=0.0, max_rank=None, method="auto", modes=None):
 
 
 def rel_error(t, a):
-    full = to_numpy(t.full()).astype(_wide(a.dtype))
-    a = to_numpy(a).astype(_wide(a.dtype))
-    return np.linalg.norm((full - a).ravel()) / np.linalg.norm(a.ravel())
+    wide = _wide(a.dtype)
+    return rel_err(to_numpy(t.full()).astype(wide), to_numpy(a).astype(wide))
 
 
 def slack(dtype, a):
@@ -362,11 +361,7 @@ def test_unknown_method_is_refused():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex64, np.complex128])
 @pytest.mark.parametrize("shape", [(320, 40), (40, 320), (7, 7), (1, 5), (5, 1), (300, 290)])
 def test_backend_qr_svd_gram(dtype, shape):
-    rng = np.random.default_rng(14)
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    a = a.astype(dtype)
+    a = host_random(np.random.default_rng(14), shape, dtype)
     tol = 50 * float(np.finfo(dtype).eps) * max(shape)
     q, r = _backend.qr(a)
     assert q.dtype == a.dtype and r.dtype == a.dtype

@@ -15,10 +15,10 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import HAS_CUPY
+from _helpers import HAS_CUPY
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGES = [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md"))
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def _page_id(page):
@@ -55,7 +55,7 @@ def test_page_examples(page, tmp_path, monkeypatch):
         expected = _expected_output(src)
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
-            exec(compile(src, f"{_page_id(page)}:block{k}", "exec"), ns)  # noqa: S102
+            exec(compile(src, f"{_page_id(page)}:block{k}", "exec"), ns)
         got = buf.getvalue().rstrip("\n").splitlines()
         if expected:
             assert [g.rstrip() for g in got] == [e.rstrip() for e in expected], (

@@ -823,7 +823,7 @@ def test_truth_value_is_ambiguous(obj):
 
 def test_truth_value_in_an_if():
     with pytest.raises(TypeError, match="the truth value of a TTTensor is ambiguous"):
-        if A:  # noqa: SIM108
+        if A:
             pass
 
 
@@ -840,8 +840,22 @@ def test_to_backend_of_wrong_type():
         A.to(3)
 
 
+@pytest.mark.parametrize("std", [0, -1.0, float("nan"), float("inf")])
+def test_random_tensor_with_bad_std(std):
+    with pytest.raises(tt.TTError, match=r"std must be a finite number > 0 .*got "):
+        tt.random_tensor((2, 2), 2, std=std)
+    with pytest.raises(tt.TTError, match=r"std must be a finite number > 0"):
+        tt.random_matrix((2, 2), (2, 2), 2, std=std)
+
+
+@pytest.mark.parametrize("std", ["1", True, None, 1j])
+def test_random_tensor_with_std_of_wrong_type(std):
+    with pytest.raises(TypeError, match=r"std must be a real number > 0, got "):
+        tt.random_tensor((2, 2), 2, std=std)
+
+
 def test_random_tensor_with_bad_rng():
-    with pytest.raises(TypeError, match="rng must be None, a non-negative int seed, .*got str 'abc'"):
+    with pytest.raises(TypeError, match=r"rng must be None, a non-negative int seed, .*got str 'abc'"):
         tt.random_tensor((2, 2), 2, rng="abc")
 
 
@@ -878,7 +892,7 @@ def test_forged_reference_file_loads(tmp_path):
 
 def test_load_missing_file(tmp_path):
     path = tmp_path / "nope.npz"
-    with pytest.raises(FileNotFoundError, match="no such file: .*nope\\.npz"):
+    with pytest.raises(FileNotFoundError, match=r"no such file: .*nope\.npz"):
         tt.load(path)
 
 

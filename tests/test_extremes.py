@@ -17,8 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tensortrain as tt
-from tensortrain import TTMatrix, TTTensor
+from tensortrain import TTMatrix, TTTensor, _cores
+from tensortrain.decompositions import orthogonal_sweep
 from tensortrain.errors import TTError, TTFileError, TTIndexError
+from tensortrain.gradients import dot_grad, norm_grad
 
 # ---- the exact oracle ------------------------------------------------------------------------
 
@@ -245,9 +247,9 @@ def test_ndarray_subclass_used_as_plain_data():
 def test_random_tensor_negative_seed():
     with pytest.raises(TTError, match="rng seed must be a non-negative integer, got -1"):
         tt.random_tensor((2, 2), 2, rng=-1)
-    with pytest.raises(TypeError, match="rng must be None.*got bool"):
+    with pytest.raises(TypeError, match=r"rng must be None.*got bool"):
         tt.random_tensor((2, 2), 2, rng=True)
-    with pytest.raises(TypeError, match="rng must be None.*got float"):
+    with pytest.raises(TypeError, match=r"rng must be None.*got float"):
         tt.random_tensor((2, 2), 2, rng=1.5)
 
 
@@ -255,9 +257,9 @@ def test_max_rank_zero_d_array():
     a = np.random.default_rng(0).standard_normal((4, 4, 4))
     t = TTTensor.from_dense(a, max_rank=np.array(2))
     assert max(t.ranks) == 2
-    with pytest.raises(TypeError, match="max_rank must be an int.*0-d array of dtype float64"):
+    with pytest.raises(TypeError, match=r"max_rank must be an int.*0-d array of dtype float64"):
         TTTensor.from_dense(a, max_rank=np.array(2.5))
-    with pytest.raises(TypeError, match="max_rank must be an int.*got str"):
+    with pytest.raises(TypeError, match=r"max_rank must be an int.*got str"):
         TTTensor.from_dense(a, max_rank="22")
 
 
@@ -301,7 +303,7 @@ def extreme_tt(draw, dtype, max_d=4, max_n=3, max_r=2, shape=None, ranks=None):
         shape = tuple(draw(st.integers(1, max_n)) for _ in range(d))
     d = len(shape)
     if ranks is None:
-        ranks = (1,) + tuple(draw(st.integers(1, max_r)) for _ in range(d - 1)) + (1,)
+        ranks = (1, *tuple(draw(st.integers(1, max_r)) for _ in range(d - 1)), 1)
     emax = _EXP[dtype]
     cores = []
     for k in range(d):
@@ -353,7 +355,7 @@ def test_property_norm_and_log_norm(dtype, data):
 def test_property_dot(dtype, data):
     a = data.draw(extreme_tt(dtype))
     b = data.draw(extreme_tt(dtype, shape=a.shape))
-    exact = sum((p * q for p, q in zip(exact_entries(a.cores), exact_entries(b.cores))),
+    exact = sum((p * q for p, q in zip(exact_entries(a.cores), exact_entries(b.cores), strict=True)),
                 Fraction(0))
     sign, logabs = tt.log_dot(a, b)
     if exact == 0:
@@ -383,20 +385,19 @@ def test_property_round_eps_bound(dtype, eps, data):
     assert all(np.isfinite(c).all() for c in b.cores)
     ea, eb = exact_entries(a.cores), exact_entries(b.cores)
     na = sqnorm(ea)
-    err = sqnorm([p - q for p, q in zip(ea, eb)])
+    err = sqnorm([p - q for p, q in zip(ea, eb, strict=True)])
     slack = 64 * ulp_rel(dtype) * a.d
     assert err <= Fraction(eps + slack) ** 2 * na
-    assert all(rb <= ra for ra, rb in zip(a.ranks, b.ranks))
+    assert all(rb <= ra for ra, rb in zip(a.ranks, b.ranks, strict=True))
 
 
 def _close_in_dtype(got, exact: Fraction, dtype, scale: Fraction, tol):
     """``got`` (a dtype scalar) against the exact value: within ``tol`` relative to ``scale``
     (the sum of absolute values, which bounds the round-off), or both beyond the range."""
     info = np.finfo(dtype)
-    if abs(exact) > Fraction(float(info.max)) * (1 - tol):
-        # at the edge of the range: rounding may legitimately give inf
-        if not np.isfinite(got):
-            return
+    # at the edge of the range: rounding may legitimately give inf
+    if abs(exact) > Fraction(float(info.max)) * (1 - tol) and not np.isfinite(got):
+        return
     assert np.isfinite(got)
     assert abs(Fraction(float(got)) - exact) <= tol * scale + Fraction(float(info.smallest_subnormal))
 
@@ -410,7 +411,7 @@ def test_property_full_sum_and_entries(dtype, data):
     mags = [abs(v) for v in exact_entries([np.abs(c) for c in x.cores])]
     tol = Fraction(64 * ulp_rel(dtype))
     full = x.full().reshape(-1)
-    for got, exact, mag in zip(full, entries, mags):
+    for got, exact, mag in zip(full, entries, mags, strict=True):
         _close_in_dtype(got, exact, dtype, mag, tol)
     idx = tuple(data.draw(st.integers(0, n - 1)) for n in x.shape)
     flat = int(np.ravel_multi_index(idx, x.shape))
@@ -444,7 +445,7 @@ def test_property_from_dense_eps_bound(dtype, eps, data):
     assert all(np.isfinite(c).all() for c in t.cores)
     ea = exact_dense(a)
     et = exact_entries(t.cores)
-    err = sqnorm([p - q for p, q in zip(ea, et)])
+    err = sqnorm([p - q for p, q in zip(ea, et, strict=True)])
     slack = 64 * ulp_rel(dtype) * max(a.ndim, 1) * math.sqrt(a.size)
     assert err <= Fraction(eps + slack) ** 2 * sqnorm(ea)
     # TT-SVD is invariant under power-of-two scaling: two placements of the same data near
@@ -472,18 +473,16 @@ def test_property_helpers_agree_with_numpy():
 
 
 def test_norm_grad_of_cores_that_overflow_only_in_products():
-    from tensortrain.gradients import dot_grad, norm_grad
-
     values = (1e200, 1e200, 1e-200, 1e-200)
     y = TTTensor([np.full((1, 2, 1), v) for v in values])
     nrm, grads = norm_grad(y)
     assert nrm == pytest.approx(4.0, rel=1e-15)
     # ||y|| = prod_k ||G_k||, so d||y||/dG_k = G_k / ||G_k||**2 * ||y|| = 2 / v_k per entry
-    for g, v in zip(grads, values):
+    for g, v in zip(grads, values, strict=True):
         np.testing.assert_allclose(g, np.full((1, 2, 1), 2.0 / v), rtol=1e-15)
-    value, da, db = dot_grad(y, y)
+    value, da, _db = dot_grad(y, y)
     assert value == pytest.approx(16.0, rel=1e-15)
-    for g, v in zip(da, values):
+    for g, v in zip(da, values, strict=True):
         np.testing.assert_allclose(g, np.full((1, 2, 1), 8.0 / v), rtol=1e-15)
 
 
@@ -491,28 +490,26 @@ def test_norm_grad_of_cores_that_overflow_only_in_products():
 def test_grads_follow_a_rebalancing_of_the_cores(dtype, emax):
     """Scaling core k by 2**s_k with sum(s_k) = 0 leaves the tensor unchanged and divides the
     gradient of core k by 2**s_k, exactly; the scaled version overflows without rescaling."""
-    from tensortrain.gradients import dot_grad, norm_grad
-
     rng = np.random.default_rng(5)
     x = tt.random_tensor((3, 4, 2, 3), 3, rng=rng, dtype=dtype)
     z = tt.random_tensor((3, 4, 2, 3), 2, rng=rng, dtype=dtype)
     shifts = [emax, emax, -emax, -emax]
-    xs = TTTensor([np.ldexp(c, s).astype(dtype) for c, s in zip(x.cores, shifts)])
-    zs = TTTensor([np.ldexp(c, -s).astype(dtype) for c, s in zip(z.cores, shifts)])
+    xs = TTTensor([np.ldexp(c, s).astype(dtype) for c, s in zip(x.cores, shifts, strict=True)])
+    zs = TTTensor([np.ldexp(c, -s).astype(dtype) for c, s in zip(z.cores, shifts, strict=True)])
     n0, g0 = norm_grad(x)
     n1, g1 = norm_grad(xs)
     rtol = 50 * ulp_rel(dtype)
     assert n1 == pytest.approx(n0, rel=rtol)
-    for a, b, s in zip(g0, g1, shifts):
+    for a, b, s in zip(g0, g1, shifts, strict=True):
         np.testing.assert_allclose(np.ldexp(b.astype(np.float64), s), a, rtol=rtol,
                                    atol=rtol * np.abs(a).max())
     v0, da0, db0 = dot_grad(x, z)
     v1, da1, db1 = dot_grad(xs, zs)
     assert v1 == pytest.approx(v0, rel=rtol, abs=rtol * n0 * z.norm())
-    for a, b, s in zip(da0, da1, shifts):
+    for a, b, s in zip(da0, da1, shifts, strict=True):
         np.testing.assert_allclose(np.ldexp(b.astype(np.float64), s), a, rtol=rtol,
                                    atol=rtol * np.abs(a).max())
-    for a, b, s in zip(db0, db1, shifts):
+    for a, b, s in zip(db0, db1, shifts, strict=True):
         np.testing.assert_allclose(np.ldexp(b.astype(np.float64), -s), a, rtol=rtol,
                                    atol=rtol * np.abs(a).max())
 
@@ -522,9 +519,6 @@ def test_grads_follow_a_rebalancing_of_the_cores(dtype, emax):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.complex128])
 def test_fast_and_scaled_sweeps_agree(dtype):
-    from tensortrain import _cores
-    from tensortrain.decompositions import orthogonal_sweep
-
     rng = np.random.default_rng(11)
     for d, r in [(1, 1), (3, 2), (8, 5), (1000, 2)]:
         x = tt.random_tensor((3,) * d, r, rng=rng, dtype=dtype)

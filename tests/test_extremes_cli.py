@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 import tensortrain.demo as demo
+import tensortrain.nn.train as train_module
+from tensortrain.__main__ import main
 from tensortrain.datasets import load_mnist, preprocess
 from tensortrain.errors import TTError, TTFileError
 from tensortrain.nn.mnist_example import mnist_model_config, train_mnist
@@ -29,8 +31,6 @@ REAL_SAVEZ = np.savez
 
 
 def _run(argv, capsys):
-    from tensortrain.__main__ import main
-
     rc = main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
@@ -122,8 +122,6 @@ def test_save_directory_refusing_new_files(tmp_path, capsys, monkeypatch):
 # ---- train-mnist --save: fails after training -------------------------------------------------
 def test_directory_removed_during_training_saves_to_fallback(tmp_path, fallback_dir,
                                                              monkeypatch):
-    import tensortrain.nn.train as train_module
-
     target_dir = tmp_path / "out"
     target_dir.mkdir()
     real_fit = train_module.fit
@@ -203,7 +201,7 @@ def test_train_mnist_parse_errors(argv, match, capsys):
 
 
 def test_val_larger_than_the_data_is_one_line(capsys):
-    rc, out, err = _run(["train-mnist", "--limit", "200", "--val", "5000", "--epochs", "1",
+    rc, _out, err = _run(["train-mnist", "--limit", "200", "--val", "5000", "--epochs", "1",
                          "--no-progress"], capsys)
     assert rc == 1
     assert _one_line(err) == ("train-mnist: error: --val 5000 must be smaller than the 200 "
@@ -248,8 +246,6 @@ def test_plot_without_extension_reports_the_file_written(tmp_path, capsys, monke
 
 def test_plot_directory_removed_during_training(tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
-    import tensortrain.nn.train as train_module
-
     plots = tmp_path / "plots"
     plots.mkdir()
     real_fit = train_module.fit
@@ -261,7 +257,7 @@ def test_plot_directory_removed_during_training(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(train_module, "fit", fit_then_remove)
     model = tmp_path / "m.npz"
-    rc, out, err = _run(["train-mnist", *QUICK, "--save", str(model), "--plot",
+    rc, _out, err = _run(["train-mnist", *QUICK, "--save", str(model), "--plot",
                          str(plots / "c.png")], capsys)
     assert rc == 1
     line = _one_line(err)

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from _helpers import central_diff
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,7 +68,7 @@ def _close(a, b, rtol=1e-10):
 def _sparse_modes(d, positions, real):
     """Modes of 1 except at ``positions``, where the modes come from ``real``."""
     rows, cols = [1] * d, [1] * d
-    for p, (m, n) in zip(positions, real):
+    for p, (m, n) in zip(positions, real, strict=True):
         rows[p], cols[p] = m, n
     return tuple(rows), tuple(cols)
 
@@ -77,7 +78,7 @@ def test_identity_with_1000_unit_modes():
     W = tt.eye((1,) * 1000)
     y = W @ np.ones(1)
     np.testing.assert_array_equal(np.asarray(y), np.ones(1))
-    plan = W.matmul_cost(1)
+    plan = W.matmul_plan(1)
     _assert_valid(plan, 1000, contraction.SWEEP_MAX_BLOCK)
     _assert_no_worse_than_sweeps(plan)
 
@@ -108,12 +109,12 @@ def test_describe_with_counts_beyond_float_range():
 def test_long_sparse_qtt_product_matches_dense(d, positions):
     rng = np.random.default_rng(d)
     rows, cols = _sparse_modes(d, positions, [(2, 2)] * len(positions))
-    ranks = (1,) + tuple(int(v) for v in rng.integers(1, 3, d - 1)) + (1,)
+    ranks = (1, *tuple(int(v) for v in rng.integers(1, 3, d - 1)), 1)
     cores = _cores(rng, rows, cols, ranks)
     W = TTMatrix(cores)
     A = _dense(cores)
     X = rng.standard_normal((3, math.prod(cols)))
-    plan = W.matmul_cost(3)
+    plan = W.matmul_plan(3)
     _assert_valid(plan, d, contraction.SWEEP_MAX_BLOCK)
     _assert_no_worse_than_sweeps(plan)
     _close(X @ W.T, X @ A.T)
@@ -138,7 +139,7 @@ def test_unit_modes_with_ranks_match_dense():
     rng = np.random.default_rng(7)
     d = 44
     rows, cols = _sparse_modes(d, (0, 20, 21, 43), [(2, 3), (3, 2), (2, 2), (3, 1)])
-    ranks = (1,) + tuple(int(v) for v in rng.integers(2, 4, d - 1)) + (1,)
+    ranks = (1, *tuple(int(v) for v in rng.integers(2, 4, d - 1)), 1)
     cores = _cores(rng, rows, cols, ranks)
     W = TTMatrix(cores)
     A = _dense(cores)
@@ -179,17 +180,10 @@ def _fd_check(W, x, dy, plan_blocks, monkeypatch):
     _close(y, x @ A.T)
     _close(dx, dy @ A)                     # y is linear in x
     h = 1e-3                               # L is affine in each entry: no truncation error
-    for k, c in enumerate(W.cores):
+    cores = [c.copy() for c in W.cores]
+    for k, c in enumerate(cores):
         assert dcores[k].shape == c.shape
-        fd = np.empty(c.shape)
-        for idx in np.ndindex(c.shape):
-            vals = []
-            for sign in (1.0, -1.0):
-                cores = list(W.cores)
-                cores[k] = c.copy()
-                cores[k][idx] += sign * h
-                vals.append(float(np.sum(dy * (x @ _dense(cores).T))))
-            fd[idx] = (vals[0] - vals[1]) / (2 * h)
+        fd = central_diff(lambda: np.sum(dy * (x @ _dense(cores).T)), c, h)
         _close(dcores[k], fd, rtol=1e-7)
 
 
@@ -198,7 +192,7 @@ def test_gradients_through_a_wide_block(monkeypatch, which):
     rng = np.random.default_rng(11)
     d = 36
     rows, cols = _sparse_modes(d, (0, 17, 35), [(2, 3), (2, 2), (1, 2)])
-    ranks = (1,) + tuple(int(v) for v in rng.integers(1, 3, d - 1)) + (1,)
+    ranks = (1, *tuple(int(v) for v in rng.integers(1, 3, d - 1)), 1)
     W = TTMatrix(_cores(rng, rows, cols, ranks))
     x = rng.standard_normal((3, W.shape[1]))
     dy = rng.standard_normal((3, W.shape[0]))
@@ -212,7 +206,7 @@ def test_gradients_of_a_long_train_with_the_default_plan():
     rng = np.random.default_rng(12)
     d = 60
     rows, cols = _sparse_modes(d, (3, 30, 59), [(2, 2), (3, 2), (2, 1)])
-    ranks = (1,) + tuple(int(v) for v in rng.integers(1, 3, d - 1)) + (1,)
+    ranks = (1, *tuple(int(v) for v in rng.integers(1, 3, d - 1)), 1)
     W = TTMatrix(_cores(rng, rows, cols, ranks))
     x = rng.standard_normal((2, W.shape[1]))
     dy = rng.standard_normal((2, W.shape[0]))
@@ -235,8 +229,7 @@ def test_gradients_of_a_long_train_with_the_default_plan():
 def test_restricted_search_gives_valid_plans(d, data, batch, width, seed):
     rows = tuple(data.draw(st.lists(st.integers(1, 4), min_size=d, max_size=d)))
     cols = tuple(data.draw(st.lists(st.integers(1, 4), min_size=d, max_size=d)))
-    ranks = tuple([1] + data.draw(st.lists(st.integers(1, 3), min_size=d - 1,
-                                           max_size=d - 1)) + [1])
+    ranks = tuple([1, *data.draw(st.lists(st.integers(1, 3), min_size=d - 1, max_size=d - 1)), 1])
     restricted = contraction._plan_search(rows, cols, ranks, batch, exact_max_cores=0,
                                           max_block=width)
     exact = contraction._plan_search(rows, cols, ranks, batch, exact_max_cores=d)
@@ -259,7 +252,7 @@ def test_threshold_between_the_searches():
     for d in (contraction.EXACT_MAX_CORES, contraction.EXACT_MAX_CORES + 1):
         rows = tuple(int(v) for v in rng.integers(1, 3, d))
         cols = tuple(int(v) for v in rng.integers(1, 3, d))
-        ranks = (1,) + tuple(int(v) for v in rng.integers(1, 4, d - 1)) + (1,)
+        ranks = (1, *tuple(int(v) for v in rng.integers(1, 4, d - 1)), 1)
         plan = contraction.plan_matmat(rows, cols, ranks, 4)
         exact = contraction._plan_search(rows, cols, ranks, 4, exact_max_cores=d)
         sweeps = contraction._plan_search(rows, cols, ranks, 4, exact_max_cores=0)

@@ -71,7 +71,7 @@ def _brute_exact(n, d):
         nonlocal best
         if k == 1:
             if rem >= lo:
-                cand = parts + (rem,)
+                cand = (*parts, rem)
                 key = (sum(cand), cand[-1], cand)
                 if best is None or key < best:
                     best = key
@@ -80,7 +80,7 @@ def _brute_exact(n, d):
             if f < lo or f ** k > rem:
                 continue
             if rem % f == 0:
-                rec(rem // f, k - 1, f, parts + (f,))
+                rec(rem // f, k - 1, f, (*parts, f))
 
     rec(n, d, 1, ())
     return best[2]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
-from conftest import HAS_CUPY, to_numpy
+from _helpers import HAS_CUPY, to_numpy
 
 from tensortrain import nn
 
@@ -36,13 +38,11 @@ def _step(model, opt, x, y):
 def cupy():
     if not HAS_CUPY:
         pytest.skip("CuPy with a CUDA device is not available")
-    import cupy
-
-    return cupy
+    return importlib.import_module("cupy")
 
 
 def test_training_step_does_not_synchronize(cupy):
-    import cupyx
+    cupyx = importlib.import_module("cupyx")
 
     model = _net(cupy, np.float32)
     opt = nn.Adam(model.parameters(), lr=1e-3, max_grad_norm=1.0)

@@ -7,10 +7,10 @@ import pathlib
 
 import numpy as np
 import pytest
+from _helpers import host_random
 
 import tensortrain as tt
 from tensortrain.io import FORMAT_VERSION
-
 
 
 def to_numpy(a):
@@ -20,10 +20,6 @@ def to_numpy(a):
 
 def _rng(seed):
     return np.random.default_rng(seed)
-
-
-def _complex_dense(rng, shape):
-    return rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
 
 
 TENSORS = {
@@ -44,7 +40,7 @@ MATRICES = {
     "padded-997x10-float32": lambda: tt.TTMatrix.from_dense(
         _rng(14).standard_normal((997, 10)).astype(np.float32)),
     "padded-997x10-complex128": lambda: tt.TTMatrix.from_dense(
-        _complex_dense(_rng(15), (997, 10)), max_rank=4),
+        host_random(_rng(15), (997, 10), np.complex128), max_rank=4),
     "padded-transposed": lambda: tt.TTMatrix.from_dense(_rng(16).standard_normal((997, 10))).T,
     "padded-both-sides": lambda: tt.TTMatrix.from_dense(_rng(17).standard_normal((13, 11)),
                                                         row_modes=(4, 4), col_modes=(3, 4)),
@@ -54,7 +50,7 @@ MATRICES = {
 
 def _assert_same_cores(loaded, original):
     assert len(loaded.cores) == len(original.cores)
-    for k, (c_new, c_old) in enumerate(zip(loaded.cores, original.cores)):
+    for k, (c_new, c_old) in enumerate(zip(loaded.cores, original.cores, strict=True)):
         assert isinstance(c_new, np.ndarray), f"core {k} is {type(c_new)}"
         assert c_new.dtype == c_old.dtype, f"core {k}: {c_new.dtype} != {c_old.dtype}"
         assert c_new.shape == c_old.shape, f"core {k}: {c_new.shape} != {c_old.shape}"

@@ -9,9 +9,12 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TOL, to_numpy
-from conftest import host_random as _host_random
-from conftest import rel_err as _rel_err
+from _helpers import assert_close as _close
+from _helpers import host_random as _host_random
+from _helpers import rel_err as _rel_err
+from _helpers import to_numpy
+from _helpers import tol as _tol
+from scipy.sparse.linalg import cg
 
 import tensortrain as tt
 from tensortrain import TTMatrix, TTTensor, contraction
@@ -21,17 +24,6 @@ DTYPE_IDS = ["float32", "float64", "complex128"]
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _tol(dtype):
-    return TOL[np.dtype(dtype)]
-
-
-def _close(x, y, dtype, scale=10.0):
-    x, y = to_numpy(x), to_numpy(y)
-    assert x.shape == y.shape, (x.shape, y.shape)
-    err = _rel_err(x, y)
-    assert err <= scale * _tol(dtype), f"relative error {err:.3e} > {scale * _tol(dtype):.1e}"
-
-
 def _full(W):
     return to_numpy(W.full())
 
@@ -220,7 +212,7 @@ def test_matmul_tt_matrix(xp, rng, dtype):
     assert isinstance(P, TTMatrix)
     assert P.shape == (12, 6)
     assert P.row_modes == (3, 4) and P.col_modes == (2, 3)
-    assert P.ranks == tuple(a * b for a, b in zip(W.ranks, V.ranks))
+    assert P.ranks == tuple(a * b for a, b in zip(W.ranks, V.ranks, strict=True))
     _close(P.full(), A @ B, dtype)
 
 
@@ -287,7 +279,7 @@ def test_matmul_tt_tensor_padded(xp, dtype):
 # ---- adjoint, transposes --------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_adjoint_identity(xp, rng, dtype):
-    for name, W, A in _matrices(xp, dtype, rng):
+    for name, W, _A in _matrices(xp, dtype, rng):
         M, N = W.shape
         x = _host_random(rng, (N,), dtype)
         y = _host_random(rng, (M,), dtype)
@@ -305,7 +297,7 @@ def test_adjoint_identity(xp, rng, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_transpose_and_hermitian(xp, rng, dtype):
-    for name, W, A in _matrices(xp, dtype, rng):
+    for _name, W, A in _matrices(xp, dtype, rng):
         assert W.T.shape == (W.shape[1], W.shape[0])
         assert W.T.row_modes == W.col_modes and W.T.col_modes == W.row_modes
         _close(W.T.full(), A.T, dtype)
@@ -406,14 +398,14 @@ def test_compression_and_num_params(xp, rng):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 def test_eye(xp, dtype):
-    I = tt.eye(997, dtype=dtype, xp=xp)
-    assert I.shape == (997, 997)
-    assert I.ranks == (1,) * (I.d + 1)
-    assert I.dtype == np.dtype(dtype)
-    np.testing.assert_array_equal(_full(I), np.eye(997))
-    assert I.norm() == pytest.approx(math.sqrt(997), rel=10 * _tol(dtype))
+    E = tt.eye(997, dtype=dtype, xp=xp)
+    assert E.shape == (997, 997)
+    assert E.ranks == (1,) * (E.d + 1)
+    assert E.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(_full(E), np.eye(997))
+    assert E.norm() == pytest.approx(math.sqrt(997), rel=10 * _tol(dtype))
     x = np.random.default_rng(0).standard_normal(997).astype(dtype)
-    _close(I @ xp.asarray(x), x, dtype)
+    _close(E @ xp.asarray(x), x, dtype)
     J = tt.eye((2, 3, 4), dtype=dtype, xp=xp)
     assert J.shape == (24, 24)
     np.testing.assert_array_equal(_full(J), np.eye(24))
@@ -422,10 +414,10 @@ def test_eye(xp, dtype):
 
 def test_zeros_ones_matrix(xp):
     Z = tt.zeros(((2, 3), (4, 1)), xp=xp)
-    O = tt.ones(((2, 3), (4, 1)), xp=xp)
-    assert Z.shape == O.shape == (6, 4)
+    U = tt.ones(((2, 3), (4, 1)), xp=xp)
+    assert Z.shape == U.shape == (6, 4)
     np.testing.assert_array_equal(_full(Z), np.zeros((6, 4)))
-    np.testing.assert_array_equal(_full(O), np.ones((6, 4)))
+    np.testing.assert_array_equal(_full(U), np.ones((6, 4)))
 
 
 def test_random_matrix_unit_variance(xp):
@@ -433,6 +425,14 @@ def test_random_matrix_unit_variance(xp):
             for s in range(30)]
     v = np.concatenate(vals)
     assert np.mean(v ** 2) == pytest.approx(1.0, abs=0.15)
+
+
+def test_random_matrix_std_is_a_variance_target(xp):
+    std = math.sqrt(2 / (24 + 24))                 # Glorot for a 24 x 24 weight
+    vals = [_full(tt.random_matrix((2, 3, 4), (4, 3, 2), 3, rng=s, xp=xp, std=std)).ravel()
+            for s in range(30)]
+    v = np.concatenate(vals)
+    assert np.mean(v ** 2) / std ** 2 == pytest.approx(1.0, abs=0.15)
 
 
 def test_kron_matrix(xp):
@@ -452,6 +452,16 @@ def test_repr_matrix(xp):
 
 
 # ---- contraction planner -----------------------------------------------------------------------------
+def test_matmul_cost_is_the_old_name_of_matmul_plan(xp):
+    W = tt.random_matrix((4, 4, 4), (2, 7, 8), 3, rng=3, xp=xp, dtype=np.float32)
+    for batch in (1, 100):
+        new, old = W.matmul_plan(batch), W.matmul_cost(batch)
+        assert isinstance(new, contraction.ContractionPlan)
+        assert (new.order, new.flops, new.peak_bytes) == (old.order, old.flops, old.peak_bytes)
+        assert new.peak_bytes == W.matmul_plan(batch, itemsize=4).peak_bytes
+        assert W.matmul_plan(batch, itemsize=8).peak_bytes == 2 * new.peak_bytes
+
+
 @pytest.mark.parametrize("seed", range(8))
 def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
     rng = np.random.default_rng(seed)
@@ -460,7 +470,7 @@ def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
     col_modes = tuple(int(m) for m in rng.integers(1, 6, size=d))
     R = tt.random_matrix(row_modes, col_modes, int(rng.integers(1, 7)), rng=rng, xp=xp)
     for batch in (1, 3, 17):
-        plan = R.matmul_cost(batch)
+        plan = R.matmul_plan(batch)
         assert isinstance(plan, tt.ContractionPlan)
         assert plan.batch == batch
         assert plan.itemsize == 8
@@ -485,20 +495,20 @@ def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
 
 def test_matmul_cost_padded_and_errors(xp, rng):
     W = TTMatrix.from_dense(xp.asarray(rng.standard_normal((997, 997))), max_rank=4)
-    plan = W.matmul_cost(batch=32)
+    plan = W.matmul_plan(batch=32)
     assert plan.flops < plan.dense_flops
     left = contraction.fixed_sweep_plan(W.row_modes, W.col_modes, W.ranks, 32, "left")
     right = contraction.fixed_sweep_plan(W.row_modes, W.col_modes, W.ranks, 32, "right")
     assert plan.flops <= min(left.flops, right.flops)
-    assert W.astype(np.float32).matmul_cost(4).itemsize == 4
+    assert W.astype(np.float32).matmul_plan(4).itemsize == 4
     with pytest.raises(tt.ShapeError, match="batch"):
-        W.matmul_cost(0)
+        W.matmul_plan(0)
 
 
 # ---- SciPy LinearOperator ---------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128], ids=["float64", "complex128"])
 def test_as_linear_operator(rng, dtype):
-    for name, W, A in _matrices(np, dtype, rng):
+    for _name, W, A in _matrices(np, dtype, rng):
         op = tt.as_linear_operator(W)
         M, N = W.shape
         assert op.shape == (M, N)
@@ -518,8 +528,6 @@ def test_as_linear_operator(rng, dtype):
 
 @pytest.mark.parametrize("n", [64, 97])
 def test_as_linear_operator_cg_solve(rng, n):
-    from scipy.sparse.linalg import cg
-
     R = rng.standard_normal((n, n)) / math.sqrt(n)
     A = np.eye(n) + 0.1 * R.T @ R
     W = TTMatrix.from_dense(A, eps=1e-13)

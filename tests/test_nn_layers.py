@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from _helpers import central_diff, to_numpy
 
-from tensortrain.errors import ShapeError
+from tensortrain.errors import ShapeError, TTError
 from tensortrain.nn.init import (
     INITS,
     check_init,
@@ -44,25 +44,11 @@ def _fd_check(module, x, xp, reset=None, h=1e-6, rtol=1e-6, atol=1e-8):
     analytic_params = [to_numpy(p.grad).copy() for p in module.parameters()]
 
     xh = to_numpy(x).astype(F64)
-    num_dx = np.zeros_like(xh)
-    for idx in np.ndindex(xh.shape):
-        xp_ = xh.copy()
-        xp_[idx] += h
-        xm_ = xh.copy()
-        xm_[idx] -= h
-        num_dx[idx] = (loss(xp.asarray(xp_)) - loss(xp.asarray(xm_))) / (2 * h)
+    num_dx = central_diff(lambda: loss(xp.asarray(xh)), xh, h)
     np.testing.assert_allclose(dx, num_dx, rtol=rtol, atol=atol, err_msg="input gradient")
 
-    for (name, p), analytic in zip(module.named_parameters(), analytic_params):
-        num = np.zeros(p.shape)
-        for idx in np.ndindex(p.shape):
-            old = float(to_numpy(p.data[idx]))
-            p.data[idx] = old + h
-            lp = loss(x)
-            p.data[idx] = old - h
-            lm = loss(x)
-            p.data[idx] = old
-            num[idx] = (lp - lm) / (2 * h)
+    for (name, p), analytic in zip(module.named_parameters(), analytic_params, strict=True):
+        num = central_diff(lambda: loss(x), p.data, h)
         np.testing.assert_allclose(analytic, num, rtol=rtol, atol=atol,
                                    err_msg=f"gradient of {name}")
     return dx
@@ -277,22 +263,22 @@ def test_wrong_grad_shape_raises(xp):
 
 
 @pytest.mark.parametrize("make, exc, match", [
-    (lambda: Linear(0, 3), ValueError, "in_features must be a positive integer, got 0"),
+    (lambda: Linear(0, 3), TTError, "in_features must be a positive integer, got 0"),
     (lambda: Linear(3, 2.5), TypeError, "out_features must be a positive integer, got float"),
-    (lambda: Linear(3, 2, init="xavier"), ValueError,
+    (lambda: Linear(3, 2, init="xavier"), TTError,
      "unknown init 'xavier'; expected one of 'glorot', 'he'"),
     (lambda: Linear(3, 2, init=None), TypeError, "init must be a string"),
     (lambda: Linear(3, 2, dtype=np.int32), TypeError, "dtype must be float32 or float64, got int32"),
     (lambda: Linear(3, 2, rng="seed"), TypeError, "rng must be None, a non-negative int seed, .*got str"),
-    (lambda: Linear(3, 2, xp="torch"), ValueError, "unknown backend 'torch'"),
-    (lambda: Dropout(1.0), ValueError, r"Dropout p must be in \[0, 1\), got 1.0"),
-    (lambda: Dropout(-0.1), ValueError, r"Dropout p must be in \[0, 1\), got -0.1"),
+    (lambda: Linear(3, 2, xp="torch"), TTError, "unknown backend 'torch'"),
+    (lambda: Dropout(1.0), TTError, r"Dropout p must be in \[0, 1\), got 1.0"),
+    (lambda: Dropout(-0.1), TTError, r"Dropout p must be in \[0, 1\), got -0.1"),
     (lambda: Dropout("0.5"), TypeError, "Dropout p must be a real number"),
-    (lambda: BatchNorm1d(3, eps=0), ValueError, "BatchNorm1d eps must be > 0, got 0"),
+    (lambda: BatchNorm1d(3, eps=0), TTError, "BatchNorm1d eps must be > 0, got 0"),
     (lambda: BatchNorm1d(3, eps="a"), TypeError, "BatchNorm1d eps must be a real number"),
-    (lambda: BatchNorm1d(3, momentum=1.5), ValueError,
+    (lambda: BatchNorm1d(3, momentum=1.5), TTError,
      r"BatchNorm1d momentum must be in \[0, 1\], got 1.5"),
-    (lambda: BatchNorm1d(-1), ValueError, "num_features must be a positive integer, got -1"),
+    (lambda: BatchNorm1d(-1), TTError, "num_features must be a positive integer, got -1"),
 ])
 def test_constructor_validation(make, exc, match):
     with pytest.raises(exc, match=match):
@@ -304,16 +290,16 @@ def test_init_helpers():
     assert INITS == ("glorot", "he")
     assert check_init(" Glorot ") == "glorot"
     assert check_init("HE") == "he"
-    with pytest.raises(ValueError, match="unknown init 'xavier'; expected one of 'glorot', 'he'"):
+    with pytest.raises(TTError, match="unknown init 'xavier'; expected one of 'glorot', 'he'"):
         check_init("xavier")
     assert target_variance("glorot", 784, 256) == pytest.approx(2 / (784 + 256))
     assert target_variance("he", 784, 256) == pytest.approx(2 / 784)
     assert glorot_std(30, 20) == pytest.approx(np.sqrt(2 / 50))
     assert he_std(30) == pytest.approx(np.sqrt(2 / 30))
     assert init_std("he", 8, 1) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match="fan_in must be a positive integer, got 0"):
+    with pytest.raises(TTError, match="fan_in must be a positive integer, got 0"):
         target_variance("he", 0, 3)
-    with pytest.raises(ValueError, match="rng seed must be a non-negative integer, got -1"):
+    with pytest.raises(TTError, match="rng seed must be a non-negative integer, got -1"):
         make_rng(-1)
     g = np.random.default_rng(0)
     assert make_rng(g) is g
@@ -361,7 +347,7 @@ def test_state_dict_round_trip_with_running_stats(xp):
     assert not np.allclose(state["layers.1.running_mean"], 0)
     b = _model(xp, 10)
     b.load_state_dict(state)
-    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters()):
+    for (na, pa), (nb, pb) in zip(a.named_parameters(), b.named_parameters(), strict=True):
         assert na == nb
         np.testing.assert_array_equal(to_numpy(pa.data), to_numpy(pb.data))
     np.testing.assert_array_equal(to_numpy(b[1].running_var), state["layers.1.running_var"])

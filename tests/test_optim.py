@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from _helpers import to_numpy
 
-from tensortrain.errors import ShapeError
+from tensortrain.errors import ShapeError, TTError
 from tensortrain.nn.layers import Linear
 from tensortrain.nn.losses import softmax_cross_entropy
 from tensortrain.nn.module import Parameter
@@ -39,7 +39,7 @@ def _grads(step, seed=100):
 
 def _run(opt, params, xp, steps=3):
     for t in range(steps):
-        for p, g in zip(params, _grads(t)):
+        for p, g in zip(params, _grads(t), strict=True):
             p.grad = xp.asarray(g)
         opt.step()
     return [to_numpy(p.data) for p in params]
@@ -100,7 +100,7 @@ def test_updates_match_reference(xp, case):
     cls, opts, rule, ref_kw = CASES[case]
     params = _params(xp)
     got = _run(cls(params, **opts), params, xp)
-    for g, r in zip(got, _reference(rule, **ref_kw)):
+    for g, r in zip(got, _reference(rule, **ref_kw), strict=True):
         np.testing.assert_allclose(g, r, rtol=1e-12, atol=1e-14)
 
 
@@ -114,10 +114,10 @@ def test_step_never_writes_into_grad_and_updates_in_place(xp, case, clip):
     for t in range(2):
         grads = [xp.asarray(g) for g in _grads(t)]
         copies = [to_numpy(g).copy() for g in grads]
-        for p, g in zip(params, grads):
+        for p, g in zip(params, grads, strict=True):
             p.grad = g
         opt.step()
-        for p, g, c in zip(params, grads, copies):
+        for p, g, c in zip(params, grads, copies, strict=True):
             assert p.grad is g
             np.testing.assert_array_equal(to_numpy(p.grad), c)
     assert [id(p.data) for p in params] == data_ids
@@ -132,12 +132,12 @@ def test_clipping_equals_update_with_scaled_gradient(xp):
         clipped, plain = _params(xp), _params(xp)
         opt_c = cls(clipped, **opts, max_grad_norm=max_norm)
         opt_p = cls(plain, **opts)
-        for p, q, g in zip(clipped, plain, grads):
+        for p, q, g in zip(clipped, plain, grads, strict=True):
             p.grad = xp.asarray(g)
             q.grad = xp.asarray(g * (max_norm / norm))
         opt_c.step()
         opt_p.step()
-        for p, q, g in zip(clipped, plain, grads):
+        for p, q, g in zip(clipped, plain, grads, strict=True):
             np.testing.assert_allclose(to_numpy(p.data), to_numpy(q.data), rtol=1e-10)
             np.testing.assert_array_equal(to_numpy(p.grad), g)
 
@@ -145,11 +145,11 @@ def test_clipping_equals_update_with_scaled_gradient(xp):
 def test_clipping_leaves_small_gradients_alone(xp):
     a, b = _params(xp), _params(xp)
     opt_a, opt_b = SGD(a, lr=0.1, max_grad_norm=1e6), SGD(b, lr=0.1)
-    for p, q, g in zip(a, b, _grads(0)):
+    for p, q, g in zip(a, b, _grads(0), strict=True):
         p.grad, q.grad = xp.asarray(g), xp.asarray(g)
     opt_a.step()
     opt_b.step()
-    for p, q in zip(a, b):
+    for p, q in zip(a, b, strict=True):
         np.testing.assert_allclose(to_numpy(p.data), to_numpy(q.data), rtol=1e-14)
 
 
@@ -157,7 +157,7 @@ def test_grad_norm(xp):
     params = _params(xp)
     assert float(grad_norm(params)) == 0.0
     grads = _grads(0)
-    for p, g in zip(params, grads):
+    for p, g in zip(params, grads, strict=True):
         p.grad = xp.asarray(g)
     n = grad_norm(params)
     assert n.ndim == 0 and isinstance(n, type(params[0].data))
@@ -201,10 +201,10 @@ def test_state_dict_round_trip(xp):
     assert opt_b.lr == 0.05 and opt_b.weight_decay == 0.01
     assert type(opt_b.state[0]["exp_avg"]) is type(a[0].data)
     for params, opt in ((a, opt_a), (b, opt_b)):
-        for p, g in zip(params, _grads(7)):
+        for p, g in zip(params, _grads(7), strict=True):
             p.grad = xp.asarray(g)
         opt.step()
-    for p, q in zip(a, b):
+    for p, q in zip(a, b, strict=True):
         np.testing.assert_array_equal(to_numpy(p.data), to_numpy(q.data))
 
 
@@ -213,7 +213,7 @@ def test_load_state_dict_errors():
     opt = SGD(params, lr=0.1, momentum=0.9)
     _run(opt, params, np, steps=1)
     sd = opt.state_dict()
-    with pytest.raises(ValueError, match="state_dict is for SGD, not Adam"):
+    with pytest.raises(TTError, match="state_dict is for SGD, not Adam"):
         Adam(params).load_state_dict(sd)
     bad = {"optimizer": "SGD", "options": {}, "state": {0: {"momentum_buffer": np.zeros(3)}}}
     with pytest.raises(ShapeError, match=r"state\[0\]\['momentum_buffer'\] has shape \(3,\), "
@@ -263,7 +263,7 @@ def test_trains_a_small_classifier():
 # ---- options -----------------------------------------------------------------------------
 def test_unknown_option_names_the_valid_ones():
     params = _params(np)
-    with pytest.raises(TypeError, match="^unknown option 'momentun' for SGD; valid options: lr, "
+    with pytest.raises(TypeError, match=r"^unknown option 'momentun' for SGD; valid options: lr, "
                                         "momentum, nesterov, weight_decay, max_grad_norm$"):
         SGD(params, lr=0.1, momentun=0.9)
     with pytest.raises(TypeError, match="unknown option 'momentum' for Adam; valid options: lr, "
@@ -274,28 +274,28 @@ def test_unknown_option_names_the_valid_ones():
 
 
 @pytest.mark.parametrize("cls, kwargs, exc, match", [
-    (SGD, dict(lr=0.0), ValueError, "SGD option lr must be a finite number > 0, got 0.0"),
-    (SGD, dict(lr=-0.1), ValueError, "SGD option lr must be a finite number > 0, got -0.1"),
-    (SGD, dict(lr=float("nan")), ValueError, "SGD option lr must be a finite number > 0, got nan"),
+    (SGD, dict(lr=0.0), TTError, "SGD option lr must be a finite number > 0, got 0.0"),
+    (SGD, dict(lr=-0.1), TTError, "SGD option lr must be a finite number > 0, got -0.1"),
+    (SGD, dict(lr=float("nan")), TTError, "SGD option lr must be a finite number > 0, got nan"),
     (SGD, dict(lr="0.1"), TypeError, "SGD option lr must be a real number, got str"),
     (SGD, dict(), TypeError, r"SGD requires a learning rate: SGD\(params, lr=...\)"),
-    (SGD, dict(lr=0.1, momentum=1.0), ValueError,
+    (SGD, dict(lr=0.1, momentum=1.0), TTError,
      r"SGD option momentum must be in \[0, 1\), got 1.0"),
-    (SGD, dict(lr=0.1, momentum=-0.5), ValueError,
+    (SGD, dict(lr=0.1, momentum=-0.5), TTError,
      r"SGD option momentum must be in \[0, 1\), got -0.5"),
-    (SGD, dict(lr=0.1, nesterov=True), ValueError,
+    (SGD, dict(lr=0.1, nesterov=True), TTError,
      "SGD option nesterov=True needs momentum > 0, got momentum=0.0"),
     (SGD, dict(lr=0.1, nesterov="yes"), TypeError, "SGD option nesterov must be True or False"),
-    (SGD, dict(lr=0.1, weight_decay=-1e-4), ValueError,
+    (SGD, dict(lr=0.1, weight_decay=-1e-4), TTError,
      "SGD option weight_decay must be a finite number >= 0, got -0.0001"),
-    (SGD, dict(lr=0.1, max_grad_norm=0), ValueError,
+    (SGD, dict(lr=0.1, max_grad_norm=0), TTError,
      "SGD option max_grad_norm must be None or a finite number > 0, got 0"),
-    (Adam, dict(betas=(0.9, 1.0)), ValueError, r"Adam option betas\[1\] must be in \[0, 1\), "
+    (Adam, dict(betas=(0.9, 1.0)), TTError, r"Adam option betas\[1\] must be in \[0, 1\), "
                                                r"got 1.0"),
-    (Adam, dict(betas=(-0.1, 0.9)), ValueError, r"Adam option betas\[0\] must be in \[0, 1\)"),
+    (Adam, dict(betas=(-0.1, 0.9)), TTError, r"Adam option betas\[0\] must be in \[0, 1\)"),
     (Adam, dict(betas=0.9), TypeError, r"Adam option betas must be a pair \(beta1, beta2\)"),
-    (Adam, dict(eps=-1e-8), ValueError, "Adam option eps must be a finite number >= 0, got -1e-08"),
-    (AdamW, dict(weight_decay=-0.01), ValueError,
+    (Adam, dict(eps=-1e-8), TTError, "Adam option eps must be a finite number >= 0, got -1e-08"),
+    (AdamW, dict(weight_decay=-0.01), TTError,
      "AdamW option weight_decay must be a finite number >= 0, got -0.01"),
 ])
 def test_bad_options(cls, kwargs, exc, match):
@@ -304,12 +304,12 @@ def test_bad_options(cls, kwargs, exc, match):
 
 
 def test_parameter_list_validation():
-    with pytest.raises(ValueError, match="SGD got an empty parameter list"):
+    with pytest.raises(TTError, match="SGD got an empty parameter list"):
         SGD([], lr=0.1)
     with pytest.raises(TypeError, match="Adam expects Parameters, got ndarray at position 0"):
         Adam([np.zeros(3)])
     p = Parameter(np.zeros(3))
-    with pytest.raises(ValueError, match=r"Adam got the same Parameter twice \(position 1\)"):
+    with pytest.raises(TTError, match=r"Adam got the same Parameter twice \(position 1\)"):
         Adam([p, p])
     with pytest.raises(TypeError, match="expects an iterable of Parameters"):
         Adam(3)
@@ -327,7 +327,7 @@ def test_defaults_options_and_lr_setter():
     assert repr(sgd) == ("SGD(2 parameters, lr=0.3, momentum=0.0, nesterov=False, "
                          "weight_decay=0.0, max_grad_norm=None)")
     sgd.lr = 0.0   # a schedule may anneal to zero
-    with pytest.raises(ValueError, match="SGD option lr must be a finite number >= 0, got -1"):
+    with pytest.raises(TTError, match="SGD option lr must be a finite number >= 0, got -1"):
         sgd.lr = -1
     assert isinstance(sgd, Optimizer)
 
@@ -337,7 +337,7 @@ def test_make_optimizer():
     assert type(make_optimizer("sgd", params, lr=0.1, momentum=0.9)) is SGD
     assert type(make_optimizer(" Adam ", params)) is Adam
     assert type(make_optimizer("ADAMW", params, lr=0.01)).__name__ == "AdamW"
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; expected one of 'sgd', "
+    with pytest.raises(TTError, match="unknown optimizer 'rmsprop'; expected one of 'sgd', "
                                          "'adam', 'adamw'"):
         make_optimizer("rmsprop", params)
     with pytest.raises(TypeError, match="optimizer name must be a string"):
@@ -377,12 +377,12 @@ def test_schedule_state_round_trip():
 
 
 @pytest.mark.parametrize("make, exc, match", [
-    (lambda o: StepLR(o, step_size=0), ValueError, "StepLR step_size must be a positive integer"),
+    (lambda o: StepLR(o, step_size=0), TTError, "StepLR step_size must be a positive integer"),
     (lambda o: StepLR(o, step_size=1.5), TypeError, "StepLR step_size must be a positive integer"),
-    (lambda o: StepLR(o, step_size=2, gamma=0), ValueError, "StepLR gamma must be a finite "
+    (lambda o: StepLR(o, step_size=2, gamma=0), TTError, "StepLR gamma must be a finite "
                                                             "number > 0, got 0.0"),
-    (lambda o: CosineLR(o, t_max=0), ValueError, "CosineLR t_max must be a positive integer"),
-    (lambda o: CosineLR(o, t_max=5, eta_min=-1), ValueError,
+    (lambda o: CosineLR(o, t_max=0), TTError, "CosineLR t_max must be a positive integer"),
+    (lambda o: CosineLR(o, t_max=5, eta_min=-1), TTError,
      "CosineLR eta_min must be a finite number >= 0, got -1"),
     (lambda o: StepLR("opt", 2), TypeError, "StepLR expects an Optimizer, got str"),
 ])

@@ -7,11 +7,13 @@ import math
 
 import numpy as np
 import pytest
-from conftest import TOL
+from _helpers import host_random as _random
+from _helpers import random_tt
+from _helpers import tol as _tol
 
 pytest.importorskip("hypothesis")  # the GPU image may lack it; the CPU suite installs it
-from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import tensortrain as tt
 from tensortrain import TTMatrix, TTTensor, contraction
@@ -29,20 +31,8 @@ SEEDS = st.integers(0, 2**32 - 1)
 def tt_specs(draw, max_d=4, max_mode=4, max_rank=5):
     d = draw(st.integers(1, max_d))
     modes = tuple(draw(st.lists(st.integers(1, max_mode), min_size=d, max_size=d)))
-    ranks = [1] + draw(st.lists(st.integers(1, max_rank), min_size=d - 1, max_size=d - 1)) + [1]
+    ranks = [1, *draw(st.lists(st.integers(1, max_rank), min_size=d - 1, max_size=d - 1)), 1]
     return modes, ranks
-
-
-def _tol(dtype):
-    return TOL[np.dtype(dtype)]
-
-
-def _random(rng, shape, dtype):
-    if np.dtype(dtype).kind == "c":
-        a = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
-    else:
-        a = rng.standard_normal(shape)
-    return a.astype(dtype)
 
 
 def _hi(dtype):
@@ -67,8 +57,8 @@ def _useful(modes):
 
 
 def _rand_tt(modes, ranks, dtype, seed):
-    a = tt.random_tensor(modes, ranks, rng=np.random.default_rng(seed), dtype=dtype)
-    assert all(r <= u for r, u in zip(a.ranks, _useful(modes)))  # ranks above modes are capped
+    a = random_tt(modes, ranks, dtype, seed)
+    assert all(r <= u for r, u in zip(a.ranks, _useful(modes), strict=True))  # ranks above modes are capped
     return a
 
 
@@ -81,7 +71,7 @@ def test_from_dense_round_trip(spec, dtype, seed):
     x = TTTensor.from_dense(a)
     assert x.shape == modes
     assert x.dtype == np.dtype(dtype)
-    assert all(r <= u for r, u in zip(x.ranks, _useful(modes)))
+    assert all(r <= u for r, u in zip(x.ranks, _useful(modes), strict=True))
     _assert_close(x.full(), a, dtype)
 
 
@@ -101,16 +91,16 @@ def test_round_eps0_preserves_values(spec, dtype, seed):
     modes, ranks = spec
     a = _rand_tt(modes, ranks, dtype, seed)
     b = a.round(0.0)
-    assert all(rb <= ra for rb, ra in zip(b.ranks, a.ranks))
+    assert all(rb <= ra for rb, ra in zip(b.ranks, a.ranks, strict=True))
     _assert_close(b.full(), a.full(), dtype)
     # and round(a + a) == 2a, with ranks no larger than a's
     c = (a + a).round(0.0)
     _assert_close(c.full(), 2 * a.full().astype(_hi(dtype)), dtype)
-    assert all(rc <= ra for rc, ra in zip(c.ranks, a.ranks))
+    assert all(rc <= ra for rc, ra in zip(c.ranks, a.ranks, strict=True))
     # a sum has ranks above the useful ones; rounding brings them back under
     b = _rand_tt(modes, ranks[::-1], dtype, seed + 1)
     s = (a + b).round(0.0)
-    assert all(r <= u for r, u in zip(s.ranks, _useful(modes)))
+    assert all(r <= u for r, u in zip(s.ranks, _useful(modes), strict=True))
     _assert_close(s.full(), a.full().astype(_hi(dtype)) + b.full(), dtype,
                   np.linalg.norm(a.full()) + np.linalg.norm(b.full()))
 
@@ -271,7 +261,7 @@ def matrix_specs(draw, max_d=3, max_mode=4, max_rank=4):
     d = draw(st.integers(1, max_d))
     rows = tuple(draw(st.lists(st.integers(1, max_mode), min_size=d, max_size=d)))
     cols = tuple(draw(st.lists(st.integers(1, max_mode), min_size=d, max_size=d)))
-    ranks = [1] + draw(st.lists(st.integers(1, max_rank), min_size=d - 1, max_size=d - 1)) + [1]
+    ranks = [1, *draw(st.lists(st.integers(1, max_rank), min_size=d - 1, max_size=d - 1)), 1]
     M = draw(st.integers(1, math.prod(rows)))
     N = draw(st.integers(1, math.prod(cols)))
     return rows, cols, ranks, (M, N)
@@ -328,7 +318,7 @@ def test_matrix_matvec_and_adjoint(spec, dtype, seed, batch):
        r=st.integers(1, 3), padded=st.booleans())
 def test_matrix_matmul_matrix(spec, dtype, seed, L, r, padded):
     W = _rand_matrix(spec, dtype, seed)
-    rows, cols, ranks, (M, N) = spec
+    rows, cols, _ranks, (M, N) = spec
     d = len(rows)
     vcols = tuple([1] * (d - 1) + [L + 1])
     vspec = (cols, vcols, [1] + [r] * (d - 1) + [1], (N, L if padded else L + 1))
@@ -344,7 +334,7 @@ def test_matrix_matmul_matrix(spec, dtype, seed, L, r, padded):
 @given(spec=matrix_specs(), dtype=DTYPES, seed=SEEDS)
 def test_matrix_matmul_tensor(spec, dtype, seed):
     W = _rand_matrix(spec, dtype, seed)
-    rows, cols, ranks, (M, N) = spec
+    rows, cols, _ranks, (M, N) = spec
     v = _rand_tt(cols, 2, dtype, seed + 5)
     y = W @ v
     assert y.shape == rows
@@ -358,7 +348,7 @@ def test_matrix_matmul_tensor(spec, dtype, seed):
 @FEW
 @given(spec=matrix_specs(), dtype=DTYPES, seed=SEEDS)
 def test_matrix_add_dot_match_dense(spec, dtype, seed):
-    rows, cols, ranks, shape = spec
+    rows, cols, _ranks, shape = spec
     W = _rand_matrix(spec, dtype, seed)
     V = _rand_matrix((rows, cols, [1] + [2] * (len(rows) - 1) + [1], shape), dtype, seed + 9)
     A, B = W.full().astype(_hi(dtype)), V.full().astype(_hi(dtype))
@@ -382,9 +372,9 @@ def _all_block_orders(d):
             out.append(list(blocks))
             return
         for hi in range(j + 1, d):
-            rec((i, hi), blocks + [(j + 1, hi)])
+            rec((i, hi), [*blocks, (j + 1, hi)])
         for lo in range(i):
-            rec((lo, j), blocks + [(lo, i - 1)])
+            rec((lo, j), [*blocks, (lo, i - 1)])
 
     for i in range(d):
         for j in range(i, d):
@@ -397,8 +387,7 @@ def _all_block_orders(d):
 def test_planner_beats_fixed_sweeps_and_executes(d, data, batch, seed):
     rows = tuple(data.draw(st.lists(st.integers(1, 5), min_size=d, max_size=d)))
     cols = tuple(data.draw(st.lists(st.integers(1, 5), min_size=d, max_size=d)))
-    ranks = tuple([1] + data.draw(st.lists(st.integers(1, 6), min_size=d - 1,
-                                           max_size=d - 1)) + [1])
+    ranks = tuple([1, *data.draw(st.lists(st.integers(1, 6), min_size=d - 1, max_size=d - 1)), 1])
     plan = contraction.plan_matmat(rows, cols, ranks, batch)
     sweeps = [contraction.fixed_sweep_plan(rows, cols, ranks, batch, direction)
               for direction in ("left", "right")]
@@ -411,11 +400,11 @@ def test_planner_beats_fixed_sweeps_and_executes(d, data, batch, seed):
     rng = np.random.default_rng(seed)
     cores = [rng.standard_normal((ranks[k], rows[k], cols[k], ranks[k + 1])) for k in range(d)]
     W = TTMatrix(cores)
-    assert W.matmul_cost(batch).flops == plan.flops
+    assert W.matmul_plan(batch).flops == plan.flops
     X = rng.standard_normal((batch, math.prod(cols)))
     ref = X @ W.full().T
     scale = np.linalg.norm(X) * np.linalg.norm(W.full())
-    for p in [plan] + sweeps:
+    for p in [plan, *sweeps]:
         _assert_close(contraction.execute(p, W.cores, X), ref, np.float64, scale)
         _assert_close(contraction.execute(p, W.cores, X.T.copy(), batch_last=True), ref.T,
                       np.float64, scale)

@@ -11,6 +11,7 @@ parameters a ``Parameters`` section lists must exist, and ``>>>`` examples belon
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 import re
 import types
@@ -187,3 +188,29 @@ def test_api_directives_resolve():
     assert targets
     for target in sorted(targets):
         _resolve(target)
+
+
+# ---- packaging -----------------------------------------------------------------------------------
+def test_version_lives_in_one_place():
+    """pyproject.toml has no version of its own: setuptools reads ``tensortrain.__version__``;
+    an installed copy reports that same version."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"]
+    assert "version" in project["project"]["dynamic"]
+    attr = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert attr == "tensortrain.__version__"
+    assert re.fullmatch(r"\d+\.\d+\.\d+([.-]?\w+)*", tensortrain.__version__)
+    try:
+        installed = importlib.metadata.version("tensortrain")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("tensortrain is not installed (an uninstalled tree)")
+    assert installed == tensortrain.__version__
+
+
+def test_typed_marker_ships_with_the_package():
+    """``py.typed`` exists and is in the package data, so type checkers read the hints."""
+    tomllib = pytest.importorskip("tomllib")
+    assert (ROOT / "tensortrain" / "py.typed").is_file()
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "py.typed" in data["package-data"]["tensortrain"]

@@ -9,29 +9,21 @@ import math
 
 import numpy as np
 import pytest
+import scipy.linalg
+from _helpers import assert_close as _close
+from _helpers import host_random as _host_random
+from _helpers import random_tt, to_numpy
+from _helpers import rel_err as _rel_err
+from _helpers import tol as _tol
 
 import tensortrain as tt
 from tensortrain import TTTensor
-
-from conftest import TOL, to_numpy
-from conftest import host_random as _host_random
-from conftest import rel_err as _rel_err
 
 DTYPES = [np.float32, np.float64, np.complex128]
 DTYPE_IDS = ["float32", "float64", "complex128"]
 
 
 # ---- helpers ------------------------------------------------------------------------------
-def _tol(dtype):
-    return TOL[np.dtype(dtype)]
-
-
-def _close(x, y, dtype, scale=10.0):
-    """Relative Frobenius closeness with a per-dtype tolerance."""
-    err = _rel_err(to_numpy(x), to_numpy(y))
-    assert err <= scale * _tol(dtype), f"relative error {err:.3e} > {scale * _tol(dtype):.1e}"
-
-
 def _useful_ranks(shape):
     d = len(shape)
     return tuple(
@@ -39,7 +31,7 @@ def _useful_ranks(shape):
 
 
 def _rand_tt(xp, modes, ranks, dtype=np.float64, seed=0):
-    return tt.random_tensor(modes, ranks, rng=np.random.default_rng(seed), dtype=dtype, xp=xp)
+    return random_tt(modes, ranks, dtype, seed, xp)
 
 
 def _full(a):
@@ -73,7 +65,7 @@ def test_from_dense_ranks_never_above_useful(xp, rng, dtype, shape):
     a = _host_random(rng, shape, dtype)
     x = TTTensor.from_dense(xp.asarray(a))
     useful = _useful_ranks(shape)
-    assert all(r <= u for r, u in zip(x.ranks, useful)), (x.ranks, useful)
+    assert all(r <= u for r, u in zip(x.ranks, useful, strict=True)), (x.ranks, useful)
     # a random dense tensor has full TT-ranks
     assert x.ranks == useful
 
@@ -103,7 +95,7 @@ def test_from_dense_eps_bound_noise(xp, rng, dtype, eps):
     x = TTTensor.from_dense(xp.asarray(a), eps=eps)
     err = np.linalg.norm((_full(x) - a).ravel())
     assert err <= eps * np.linalg.norm(a.ravel()) * (1 + 1e-10)
-    assert all(r <= u for r, u in zip(x.ranks, _useful_ranks(a.shape)))
+    assert all(r <= u for r, u in zip(x.ranks, _useful_ranks(a.shape), strict=True))
 
 
 def test_from_dense_eps_truncates_low_rank_plus_noise(xp, rng):
@@ -115,7 +107,7 @@ def test_from_dense_eps_truncates_low_rank_plus_noise(xp, rng):
     assert _rel_err(_full(x), a) <= 1e-4
     # the eps bound is monotone: a smaller eps never gives smaller ranks
     y = TTTensor.from_dense(xp.asarray(a), eps=1e-9)
-    assert all(ry >= rx for ry, rx in zip(y.ranks, x.ranks))
+    assert all(ry >= rx for ry, rx in zip(y.ranks, x.ranks, strict=True))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
@@ -127,16 +119,16 @@ def test_from_dense_max_rank(xp, rng, dtype):
         assert x.ranks == tuple(min(cap, u) for u in _useful_ranks(a.shape))
     caps = (2, 3, 1)
     x = TTTensor.from_dense(xp.asarray(a), max_rank=caps)
-    assert all(r <= c for r, c in zip(x.ranks[1:-1], caps))
+    assert all(r <= c for r, c in zip(x.ranks[1:-1], caps, strict=True))
     x = TTTensor.from_dense(xp.asarray(a), max_rank=[1, 2, 3, 1, 1])
-    assert all(r <= c for r, c in zip(x.ranks[1:-1], (2, 3, 1)))
+    assert all(r <= c for r, c in zip(x.ranks[1:-1], (2, 3, 1), strict=True))
 
 
 def test_from_dense_max_rank_and_eps_stricter_wins(xp, rng):
     a = _host_random(rng, (4, 5, 3, 6), np.float64)
     loose = TTTensor.from_dense(xp.asarray(a), eps=0.5)
     both = TTTensor.from_dense(xp.asarray(a), eps=0.5, max_rank=2)
-    assert all(r <= min(2, rl) for r, rl in zip(both.ranks, loose.ranks))
+    assert all(r <= min(2, rl) for r, rl in zip(both.ranks, loose.ranks, strict=True))
     tight = TTTensor.from_dense(xp.asarray(a), eps=1e-8, max_rank=2)
     assert tight.max_rank <= 2
 
@@ -217,14 +209,14 @@ def test_round_eps_bound(xp, dtype, eps):
     err = np.linalg.norm((_full(b) - fa).ravel())
     slack = 1e-4 if np.dtype(dtype) == np.float32 else 1e-10
     assert err <= (eps + slack) * np.linalg.norm(fa.ravel())
-    assert all(rb <= ra for rb, ra in zip(b.ranks, a.ranks))
+    assert all(rb <= ra for rb, ra in zip(b.ranks, a.ranks, strict=True))
 
 
 def test_round_eps0_preserves_values(xp):
     a = _rand_tt(xp, (3, 4, 5, 3), 8, seed=6)
     b = a.round()
     _close(b.full(), a.full(), np.float64)
-    assert all(r <= u for r, u in zip(b.ranks, _useful_ranks(a.shape)))
+    assert all(r <= u for r, u in zip(b.ranks, _useful_ranks(a.shape), strict=True))
     assert a.ranks == (1, 3, 8, 3, 1)  # random_tensor caps ranks at the useful ones
     assert b.ranks == a.ranks  # a generic TT of these ranks is not compressible
 
@@ -237,9 +229,9 @@ def test_round_max_rank(xp):
         c = a.round(eps=1e-12, max_rank=cap)
         assert c.max_rank <= cap
     b = a.round(max_rank=[1, 3, 2, 4, 5, 1])
-    assert all(r <= c for r, c in zip(b.ranks, (1, 3, 2, 4, 5, 1)))
+    assert all(r <= c for r, c in zip(b.ranks, (1, 3, 2, 4, 5, 1), strict=True))
     b = a.round(max_rank=(3, 2, 4, 5))
-    assert all(r <= c for r, c in zip(b.ranks, (1, 3, 2, 4, 5, 1)))
+    assert all(r <= c for r, c in zip(b.ranks, (1, 3, 2, 4, 5, 1), strict=True))
     # rank-1 truncation of a rank-1 tensor is exact
     one = _rand_tt(xp, (3, 4, 5), 1, seed=9)
     _close(one.round(max_rank=1).full(), one.full(), np.float64)
@@ -336,8 +328,10 @@ def test_dot_complex_conjugates_first(xp):
 
 
 def test_dot_orthogonal_is_zero(xp):
-    e0 = np.zeros((2, 3)); e0[0, 0] = 1
-    e1 = np.zeros((2, 3)); e1[1, 2] = 1
+    e0 = np.zeros((2, 3))
+    e0[0, 0] = 1
+    e1 = np.zeros((2, 3))
+    e1[1, 2] = 1
     a, b = TTTensor.from_dense(xp.asarray(e0)), TTTensor.from_dense(xp.asarray(e1))
     assert tt.dot(a, b) == 0
     assert tt.log_dot(a, b)[1] == -math.inf
@@ -508,8 +502,8 @@ def test_arithmetic(xp, dtype, modes):
     # structure of the results
     d = len(modes)
     if d > 1:
-        assert (a + b).ranks[1:-1] == tuple(x + y for x, y in zip(a.ranks[1:-1], b.ranks[1:-1]))
-    assert (a * b).ranks == tuple(x * y for x, y in zip(a.ranks, b.ranks))
+        assert (a + b).ranks[1:-1] == tuple(x + y for x, y in zip(a.ranks[1:-1], b.ranks[1:-1], strict=True))
+    assert (a * b).ranks == tuple(x * y for x, y in zip(a.ranks, b.ranks, strict=True))
     assert (2 * a).ranks == a.ranks
     assert (a + b).dtype == np.dtype(dtype)
     assert (2 * a).dtype == np.dtype(dtype)
@@ -592,6 +586,28 @@ def test_random_tensor_unit_variance(xp, dtype):
     assert a.dtype == np.dtype(dtype)
 
 
+@pytest.mark.parametrize("std", [1e-3, 7.0])
+def test_random_tensor_std_scales_every_core_equally(xp, std):
+    modes = (4, 5, 6, 5)
+    ref = _rand_tt(xp, modes, 3, seed=7)
+    a = tt.random_tensor(modes, 3, rng=np.random.default_rng(7), xp=xp, std=std)
+    share = std ** (1 / len(modes))
+    for c, c_ref in zip(a.cores, ref.cores, strict=True):
+        np.testing.assert_allclose(to_numpy(c), share * to_numpy(c_ref), rtol=1e-15)
+    v = np.concatenate([_full(tt.random_tensor(modes, 3, rng=s, xp=xp, std=std)).ravel()
+                        for s in range(40)])
+    assert np.mean(v ** 2) / std ** 2 == pytest.approx(1.0, abs=0.15)
+
+
+@pytest.mark.parametrize("std", [1e-200, 1e200])
+def test_random_tensor_std_keeps_cores_balanced_at_large_d(std):
+    d = 2000
+    a = tt.random_tensor((2,) * d, 2, rng=3, std=std)
+    peaks = [float(np.abs(c).max()) for c in a.cores]
+    assert all(0.1 < p < 10 for p in peaks)      # the share std**(1/d) is about 0.8 or 1.26
+    assert math.isfinite(a.log_norm())
+
+
 def test_random_tensor_caps_ranks_and_is_seeded(xp):
     a = _rand_tt(xp, (2, 3, 2), 10, seed=5)
     assert a.ranks == (1, 2, 2, 1)
@@ -645,8 +661,8 @@ def _orthogonal_chain(d, rng, dtype=np.float64):
     so its norm is exactly 1."""
     cores = []
     r_prev = 1
-    for k in range(d - 1):
-        q, _ = np.linalg.qr(rng.standard_normal((r_prev * 2, 2)))
+    for _ in range(d - 1):
+        q, _r = np.linalg.qr(rng.standard_normal((r_prev * 2, 2)))
         cores.append(q.reshape(r_prev, 2, 2))
         r_prev = 2
     last = rng.standard_normal((2, 2, 1))
@@ -772,8 +788,6 @@ def test_norm_of_nonfinite_tensor_is_not_zero(xp, bad):
 
 # ---- SVD fallback ------------------------------------------------------------------------------
 def test_svd_gesdd_failure_falls_back_to_gesvd(monkeypatch, rng):
-    import scipy.linalg
-
     real_svd = scipy.linalg.svd
     calls = {"gesdd": 0, "gesvd": 0}
 
@@ -799,8 +813,6 @@ def test_svd_gesdd_failure_falls_back_to_gesvd(monkeypatch, rng):
 
 
 def test_svd_both_drivers_fail_raises(monkeypatch, rng):
-    import scipy.linalg
-
     def broken(a, *args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge")
 

@@ -4,17 +4,25 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import re
 import struct
 import sys
+import urllib.error
+import urllib.request
 
 import numpy as np
 import pytest
 
+from tensortrain.__main__ import main
 from tensortrain.datasets import load_mnist, preprocess
-from tensortrain.errors import TTFileError
+from tensortrain.errors import ShapeError, TTError, TTFileError
+from tensortrain.nn import optim
+from tensortrain.nn.layers import Linear, ReLU
+from tensortrain.nn.mnist_example import mnist_model_config, train_mnist
 from tensortrain.nn.module import Module, Parameter, Sequential
+from tensortrain.nn.serialization import build_model, load_model, read_model_config, save_model
 from tensortrain.nn.train import History, evaluate, fit, format_epoch, predict
 
 
@@ -189,13 +197,17 @@ def test_fit_argument_errors():
     x, y = blobs(20)
     model = Affine(2, 3)
     opt = PlainSGD(model.parameters(), 0.1)
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(TTError, match="batch_size must be a positive integer, got 0"):
         fit(model, opt, x, y, epochs=1, batch_size=0, loss=ce)
-    with pytest.raises(ValueError, match="different lengths"):
+    with pytest.raises(TypeError, match="batch_size must be a positive integer, got float"):
+        fit(model, opt, x, y, epochs=1, batch_size=2.0, loss=ce)
+    with pytest.raises(ShapeError, match="different lengths"):
         fit(model, opt, x, y[:5], epochs=1, loss=ce)
-    with pytest.raises(ValueError, match="unknown loss"):
-        fit(model, opt, x, y, epochs=1, loss="hinge")
-    with pytest.raises(ValueError, match="epochs"):
+    # names that exist in tensortrain.nn.losses but are not losses are refused too
+    for name in ("hinge", "accuracy", "ShapeError", "check_input", "_check_logits"):
+        with pytest.raises(TTError, match="unknown loss"):
+            fit(model, opt, x, y, epochs=1, loss=name)
+    with pytest.raises(TTError, match="epochs"):
         fit(model, opt, x, y, epochs=-1, loss=ce)
     with pytest.raises(TypeError, match="Module"):
         fit(lambda v: v, opt, x, y, epochs=1, loss=ce)
@@ -240,7 +252,7 @@ def test_predict_batches_and_restores_mode():
     out = predict(model, x, batch_size=4)
     np.testing.assert_allclose(out, x @ model.weight.data.T + model.bias.data)
     assert model.training is True and model.modes_seen[-1] is False
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(TTError, match="batch_size"):
         predict(model, x, batch_size=0)
 
 
@@ -266,9 +278,6 @@ def test_history_plot_without_matplotlib_names_the_extra(tmp_path, monkeypatch):
 
 # ---- the real layers, losses and optimizers -------------------------------------------------
 def test_fit_with_real_modules():
-    from tensortrain.nn import optim
-    from tensortrain.nn.layers import Linear, ReLU
-
     x, y = blobs(300)
     model = Sequential(Linear(2, 16, rng=0, dtype=np.float64), ReLU(),
                        Linear(16, 3, rng=1, dtype=np.float64))
@@ -283,10 +292,6 @@ def test_fit_with_real_modules():
 
 # ---- model files ----------------------------------------------------------------------------
 def test_save_and_load_model_give_identical_predictions(tmp_path):
-    from tensortrain.nn.mnist_example import mnist_model_config
-    from tensortrain.nn.serialization import build_model, load_model, read_model_config, \
-        save_model
-
     x = np.random.default_rng(0).random((6, 1024), dtype=np.float32)
     for kind in ("tt", "dense", "mr"):
         config = mnist_model_config(kind, modes=(4, 8, 8, 4), rank=3, matrix_rank=5)
@@ -298,7 +303,7 @@ def test_save_and_load_model_give_identical_predictions(tmp_path):
         assert read_model_config(path)["meta"]["kind"] == kind
         with np.load(path, allow_pickle=False) as z:  # plain arrays and a JSON string
             assert all(z[k].dtype != object for k in z.files)
-    with pytest.raises(ValueError, match="does not describe"):
+    with pytest.raises(TTError, match="does not describe"):
         save_model(tmp_path / "bad.npz", model, mnist_model_config("dense"))
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(TTFileError):
@@ -317,17 +322,12 @@ def _idx(arr):
 
 
 def _run(argv, capsys):
-    from tensortrain.__main__ import main
-
     rc = main(argv)
     out = capsys.readouterr()
     return rc, out.out, out.err
 
 
 def test_cli_train_mnist_save_and_reload(tmp_path, capsys):
-    from tensortrain.nn.mnist_example import train_mnist
-    from tensortrain.nn.serialization import load_model
-
     path = tmp_path / "model.npz"
     rc, out, err = _run(["train-mnist", "--epochs", "1", "--limit", "700", "--val", "200",
                          "--rank", "4", "--no-progress", "--save", str(path)], capsys)
@@ -342,7 +342,6 @@ def test_cli_train_mnist_save_and_reload(tmp_path, capsys):
     assert predict(load_model(path), x).shape == (50, 10)
 
     # the trained model itself against its reloaded copy
-    import io
     res = train_mnist(epochs=1, limit=400, val=100, rank=2, progress=False,
                       save=tmp_path / "m2.npz", out=io.StringIO())
     assert np.array_equal(predict(res["model"], x), predict(load_model(tmp_path / "m2.npz"), x))
@@ -397,9 +396,6 @@ def test_cli_runtime_errors_return_1(tmp_path, capsys, monkeypatch):
     assert rc == 1 and "--val 100 must be smaller than the 100 training digits" in err
     rc, _, err = _run(["train-mnist", "--data", str(tmp_path), "--no-progress"], capsys)
     assert rc == 1 and "no MNIST training files" in err
-
-    import urllib.error
-    import urllib.request
 
     def urlopen(url, timeout=None):
         raise urllib.error.URLError("[Errno 101] Network is unreachable")

@@ -2,13 +2,14 @@
 
 Puts ``benchmarks/`` on ``sys.path`` so that every script can use ``_common`` (environment,
 timing, tables, JSON results), loads the embedded MNIST digits once and trains the
-``1024 -first layer-> 1024 -ReLU-> 10`` networks with :func:`tensortrain.nn.build_model` and
-:func:`tensortrain.nn.fit`, the way :func:`tensortrain.nn.mnist_example.train_mnist` does (same
-padding, same split, same seeds), without reloading the data for every configuration.
+``1024 -first layer-> 1024 -ReLU-> 10`` networks through the functions behind
+:func:`tensortrain.nn.mnist_example.train_mnist` (same padding, same split, same seeds), without
+reloading the data for every configuration.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -38,17 +39,11 @@ def parser(description, blas_threads=1):
     epoch up to 10x slower whenever another process held a core (measured; results are
     identical either way).  The environment block and the JSON report the thread count used.
     """
-    import argparse  # noqa: PLC0415
-
     p = argparse.ArgumentParser(description=description)
+    C.add_common_options(p, "tiny settings that exercise the whole script (a smoke test)")
     p.add_argument("--blas-threads", type=int, default=blas_threads, metavar="N",
                    help=f"limit the BLAS to N threads (threadpoolctl; 0: leave as set; "
                         f"default {blas_threads})")
-    p.add_argument("--quick", action="store_true",
-                   help="tiny settings that exercise the whole script (a smoke test)")
-    p.add_argument("--device", choices=("numpy", "cupy"), default="numpy",
-                   help="array backend ('cupy' trains / times on the GPU)")
-    p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
     p.add_argument("--no-plot", action="store_true", help="do not draw the figure")
     return p
 
@@ -84,21 +79,16 @@ def start(args, backend=None):
     return env
 
 
-def _suffix(args, extra=""):
-    return (("_" + args.device if args.device != "numpy" else "") + extra
-            + ("_quick" if args.quick else ""))
-
-
 def result_name(base, args, extra=""):
-    """``paper_<base>[_cupy][extra][_quick]``."""
-    return f"paper_{base}{_suffix(args, extra)}"
+    """``paper_<base>[_cupy][extra][_quick]`` (:func:`_common.result_name`)."""
+    return C.result_name(f"paper_{base}", args, extra)
 
 
 def figure_path(base, args, extra=""):
     """``docs/img/<base>.png``; quick, GPU (and ``extra``-tagged) runs get their own file so
     that they never overwrite the figure of the full CPU run that the documentation shows."""
     IMG_DIR.mkdir(parents=True, exist_ok=True)
-    return IMG_DIR / f"{base}{_suffix(args, extra)}.png"
+    return IMG_DIR / f"{base}{C.result_suffix(args, extra)}.png"
 
 
 def new_figure(*args, **kwargs):
@@ -112,32 +102,13 @@ def new_figure(*args, **kwargs):
 
 
 # ---- MNIST -------------------------------------------------------------------------------
-class MNISTSplit:
-    """The embedded digits, padded to 32 x 32, split into training and validation digits.
+def mnist_split(device, limit=None, val=1000, seed=0):
+    """The embedded digits, padded to 32 x 32 and split exactly as ``train-mnist`` splits them
+    (:func:`tensortrain.nn.mnist_example.load_split`; ``val=1000, seed=0`` holds out the same
+    digits)."""
+    from tensortrain.nn.mnist_example import load_split  # noqa: PLC0415
 
-    The split is :func:`tensortrain.datasets.train_val_split` with the same seed as
-    ``train-mnist`` (so ``val=1000, seed=0`` holds out exactly the digits it holds out).
-    """
-
-    def __init__(self, xp, limit=None, val=1000, seed=0):
-        from tensortrain.datasets import load_mnist, preprocess, train_val_split  # noqa: PLC0415
-
-        ds = load_mnist()
-        images, labels = ds.train_images, ds.train_labels
-        if limit is not None:
-            images, labels = images[:limit], labels[:limit]
-        tr, va = train_val_split(len(images), val, seed)
-        x = preprocess(images, pad_to=32)
-        y = labels.astype(np.int64)
-        self.source = ds.source
-        self.n_train, self.n_val = len(tr), len(va)
-        self.x_tr, self.y_tr = xp.asarray(x[tr]), xp.asarray(y[tr])
-        self.x_val, self.y_val = xp.asarray(x[va]), xp.asarray(y[va])
-        self.xp = xp
-
-    def describe(self):
-        return (f"{self.source}: {self.n_train} training digits, {self.n_val} held-out "
-                f"validation digits")
+    return load_split(limit=limit, val=val, seed=seed, device=device)
 
 
 def first_layer_config(kind, modes=(4, 8, 8, 4), rank=8, matrix_rank=None):
@@ -155,21 +126,16 @@ def count_params(layers):
 
 
 def train(config, data, *, epochs, lr=1e-3, batch_size=100, seed=0, model=None):
-    """Build (unless ``model`` is given) and train a network with Adam; return a dict.
-
-    Seeds as in ``train_mnist``: the parameters from ``default_rng(seed)``, the shuffling from
-    ``default_rng(seed + 1)``.  ``val_err`` is the error on the held-out digits after the last
-    epoch (no early stopping: the held-out digits play the role of the paper's test set).
+    """Build (unless ``model`` is given) and train a network with Adam, the one training path
+    of ``train-mnist`` (:func:`tensortrain.nn.mnist_example.fit_network`, same seeds); return
+    a dict.  ``val_err`` is the error on the held-out digits after the last epoch (no early
+    stopping: the held-out digits play the role of the paper's test set).
     """
-    from tensortrain.nn import Adam, build_model, fit  # noqa: PLC0415
+    from tensortrain.nn.mnist_example import fit_network  # noqa: PLC0415
 
-    if model is None:
-        model = build_model(config, xp=data.xp, rng=np.random.default_rng(seed))
-    opt = Adam(model.parameters(), lr=lr)
     t0 = time.perf_counter()
-    hist = fit(model, opt, data.x_tr, data.y_tr, epochs=epochs, batch_size=batch_size,
-               val=(data.x_val, data.y_val), rng=np.random.default_rng(seed + 1),
-               progress=False)
+    model, hist = fit_network(config, data, epochs=epochs, lr=lr, batch_size=batch_size,
+                              seed=seed, model=model)
     wall = time.perf_counter() - t0
     return {"model": model, "history": hist.to_dict(), "val_acc": hist.val_acc[-1],
             "val_err": 1.0 - hist.val_acc[-1], "train_acc": hist.acc[-1],

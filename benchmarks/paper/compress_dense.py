@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
+import _paper as P
 
 C = P.C
 
@@ -50,7 +50,7 @@ def snapshot(model):
 
 
 def restore(model, saved):
-    for p, v in zip(model.parameters(), saved):
+    for p, v in zip(model.parameters(), saved, strict=True):
         p.data[...] = v
 
 
@@ -95,7 +95,7 @@ def main(argv=None):
     backend = C.Backend(args.device)
     env = P.start(args, backend)
     xp = backend.xp
-    data = P.MNISTSplit(xp, limit=1500 if args.quick else None, val=300 if args.quick else 1000)
+    data = P.mnist_split(backend.name, limit=1500 if args.quick else None, val=300 if args.quick else 1000)
     print(f"data: {data.describe()}")
     res = P.train(P.first_layer_config("dense"), data, epochs=args.epochs, lr=1e-3, seed=0)
     model = res["model"]
@@ -204,11 +204,11 @@ def plot(results, dense_acc, ctrl_acc, scratch, path, args):
         ft = [(r["compression"], 100 * r["acc_finetuned"]) for r in out
               if r["acc_finetuned"] is not None]
         if ft:
-            ax.plot(*zip(*ft), "o-", color=colors[name],
+            ax.plot(*zip(*ft, strict=True), "o-", color=colors[name],
                     label=f"{name}: after {args.ft_epochs} fine-tuning epochs")
     if scratch and scratch["points"]:
         pts = sorted((q["compression"], 100 * q["acc"]) for q in scratch["points"])
-        ax.plot(*zip(*pts), "s-", color="black", mfc="white",
+        ax.plot(*zip(*pts, strict=True), "s-", color="black", mfc="white",
                 label=f"TT trained from scratch ({scratch['epochs']} epochs, Figure 1 run)")
     ax.axhline(100 * dense_acc, color="black", lw=1, label="dense network")
     ax.axhline(100 * ctrl_acc, color="black", lw=1, ls=":", label="dense, same fine-tune")

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
+import _paper as P
 
 C = P.C
 
@@ -61,7 +61,7 @@ def curves_from(runs):
     out = {}
     for r in runs:
         out.setdefault(r["curve"], []).append((r["weights"], float(np.mean(r["val_err"]))))
-    return {k: tuple(zip(*sorted(v))) for k, v in out.items()}
+    return {k: tuple(zip(*sorted(v), strict=True)) for k, v in out.items()}
 
 
 def compare(curves, a, b, points=25):
@@ -146,7 +146,7 @@ def findings(runs, n_val):
           f"errors of a difference; from the {noise_kind}, sd {100 * sd:.2f} points)\n")
     # 1. TT against MR at the MR points' parameter counts
     rows, tt_wins, tt_total = [], 0, 0
-    for x, e_mr in zip(*curves["MR"]):
+    for x, e_mr in zip(*curves["MR"], strict=True):
         best = None
         for lab in tt_labels:
             e = log_interp(x, *curves[lab])
@@ -217,8 +217,8 @@ def plot(runs, path, args, data):
             ax.axhline(mean[0], color="gray", lw=1, ls=":",
                        label=f"dense first layer ({rs[0]['weights']:,} weights)")
             continue
-        yerr = np.array([[m - e.min() for m, e in zip(mean, errs)],
-                         [e.max() - m for m, e in zip(mean, errs)]])
+        yerr = np.array([[m - e.min() for m, e in zip(mean, errs, strict=True)],
+                         [e.max() - m for m, e in zip(mean, errs, strict=True)]])
         ax.errorbar([r["weights"] for r in rs], mean, yerr=yerr, capsize=2,
                     ls="--" if label == "MR" else "-", marker=markers.get(label, "o"),
                     label="matrix rank (MR)" if label == "MR" else label,
@@ -257,7 +257,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     backend = C.Backend(args.device)
     env = P.start(args, backend)
-    data = P.MNISTSplit(backend.xp, limit=1500 if args.quick else None,
+    data = P.mnist_split(backend.name, limit=1500 if args.quick else None,
                         val=300 if args.quick else 1000)
     print(f"data: {data.describe()}\n")
     runs = run(args, data)
@@ -269,7 +269,7 @@ def main(argv=None):
 
 def analyze(runs, args, data):
     print_runs(runs, args, data)
-    curves, verdict = findings(runs, data.n_val)
+    _curves, verdict = findings(runs, data.n_val)
     fig = None
     if not args.no_plot:
         fig = plot(runs, P.figure_path("figure1_mnist", args), args, data)

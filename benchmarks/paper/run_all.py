@@ -38,7 +38,7 @@ def main(argv=None):
     times, codes = {}, {}
     t_all = time.perf_counter()
     for name in names:
-        cmd = [sys.executable, str(HERE / f"{name}.py")] + flags
+        cmd = [sys.executable, str(HERE / f"{name}.py"), *flags]
         print(f"\n######## {name}: {' '.join(cmd[1:])}", flush=True)
         t0 = time.perf_counter()
         codes[name] = subprocess.call(cmd)

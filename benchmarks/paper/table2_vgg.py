@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
+import _paper as P
 
 C = P.C
 

@@ -7,7 +7,7 @@ benchmarks time (interleaved samples, best of N, ``bg cpu`` = share of the CPUs 
 used meanwhile), on the CPU or, with ``--device cupy``, on the GPU.
 
 Memory: the dense layer's weight; the TT cores plus the engine's peak temporary memory
-(``W.matmul_cost(batch).peak_bytes``: the states before and after a step plus the merged
+(``W.matmul_plan(batch).peak_bytes``: the states before and after a step plus the merged
 block), checked against what the product really allocated (NumPy reports its allocations to
 ``tracemalloc``; on CuPy, the growth of ``cupy.get_default_memory_pool().total_bytes()``, an
 upper bound of the peak).  The paper's 392 MB and 0.766 MB are recomputed to show what they
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
+import _paper as P
 
 C = P.C
 tt = P.tt
@@ -117,17 +117,17 @@ def main(argv=None):
     for B in BATCHES:
         X = xp.asarray(rng.standard_normal((B, 25088)).astype(np.float32))
         WT = W.T
-        f_tt = lambda X=X: X @ WT            # noqa: E731
+        f_tt = lambda X=X, WT=WT: X @ WT           # noqa: E731
         f_dense = lambda X=X: X @ Wd.T       # noqa: E731
         y_tt, y_d = backend.to_host(f_tt()), backend.to_host(f_dense())
         err = float(np.abs(y_tt - y_d).max() / np.abs(y_d).max())
         t = C.time_many([f_tt, f_dense], repeats=args.repeats, sync=backend.sync,
                         quiet_s=args.wait_quiet)
-        plan = W.matmul_cost(B)
+        plan = W.matmul_plan(B)
         out_bytes = B * 4096 * 4
         if args.device == "cupy":
-            meas_tt, held_tt, _ = cupy_pool_peak(f_tt, backend)
-            meas_d, held_d, _ = cupy_pool_peak(f_dense, backend)
+            meas_tt, _held_tt, _ = cupy_pool_peak(f_tt, backend)
+            meas_d, _held_d, _ = cupy_pool_peak(f_dense, backend)
             how = "CuPy pool growth"
         else:
             meas_tt, _ = tracemalloc_peak(f_tt)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import _paper as P  # noqa: E402
+import _paper as P
 
 C = P.C
 
@@ -94,7 +94,7 @@ def _tt_size(out_modes, in_modes, r, cap):
     useful rank, as ``TTLinear`` does, when ``cap``)."""
     d = len(in_modes)
     rr = [1] + [r] * (d - 1) + [1]
-    sizes = [m * n for m, n in zip(out_modes, in_modes)]
+    sizes = [m * n for m, n in zip(out_modes, in_modes, strict=True)]
     if cap:
         for k in range(1, d):
             rr[k] = min(rr[k], math.prod(sizes[:k]), math.prod(sizes[k:]))
@@ -104,7 +104,7 @@ def _tt_size(out_modes, in_modes, r, cap):
 def _ordered(n, d):
     if d == 1:
         return [(n,)]
-    return [(f,) + t for f in range(1, n + 1) if n % f == 0 for t in _ordered(n // f, d - 1)]
+    return [(f, *t) for f in range(1, n + 1) if n % f == 0 for t in _ordered(n // f, d - 1)]
 
 
 def search(max_d=6):
@@ -188,7 +188,7 @@ def plot(runs, path, args):
         curve = 100 * np.mean(np.asarray(r["val_err_curves"]), axis=0)
         ax1.plot(range(1, len(curve) + 1), curve, "o-", ms=3,
                  label=f"{label} ({r['params_total']:,} params)")
-    for rank, (n, e) in PAPER_RESULTS.items():
+    for rank, (_n, e) in PAPER_RESULTS.items():
         ax1.axhline(e, ls="--", lw=1, color="gray")
         ax1.text(1, e, f"paper, ranks {rank}: {e}%", va="bottom", fontsize=8, color="gray")
     ax1.set_xlabel("epoch")
@@ -236,7 +236,7 @@ def main(argv=None):
     env = P.start(args, backend)
     searched = search(4 if args.quick else 6)
     out_modes = choose(args)
-    data = P.MNISTSplit(backend.xp, limit=1500 if args.quick else None,
+    data = P.mnist_split(backend.name, limit=1500 if args.quick else None,
                         val=300 if args.quick else 1000)
     print(f"data: {data.describe()}")
     runs = run(args, data, out_modes)

@@ -14,10 +14,10 @@ from .mnist import (
 __all__ = [
     "MNIST",
     "MNISTDownloadError",
-    "load_mnist",
     "download_mnist",
-    "read_idx",
+    "load_mnist",
     "parse_idx",
     "preprocess",
+    "read_idx",
     "train_val_split",
 ]

@@ -18,28 +18,29 @@ import urllib.error
 import urllib.request
 import zlib
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
 
 from .._backend import get_xp
-from ..errors import TTFileError
+from ..errors import ShapeError, TTError, TTFileError
 
 __all__ = [
+    "DEFAULT_CACHE_DIR",
+    "MIRRORS",
     "MNIST",
     "MNISTDownloadError",
-    "read_idx",
-    "parse_idx",
-    "load_mnist",
     "download_mnist",
+    "load_mnist",
+    "parse_idx",
     "preprocess",
+    "read_idx",
     "train_val_split",
-    "MIRRORS",
-    "DEFAULT_CACHE_DIR",
 ]
 
 # IDX type codes (third byte of the magic number) -> big-endian dtype
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8),
     0x09: np.dtype(np.int8),
     0x0B: np.dtype(">i2"),
@@ -206,8 +207,6 @@ def _load_directory(directory: Path, source: str) -> MNIST:
 
 
 def _load_embedded() -> MNIST:
-    from importlib.resources import files  # noqa: PLC0415
-
     root = files("tensortrain.datasets") / "data"
     images = read_idx(root / "train-images-idx3-ubyte.gz")
     labels = read_idx(root / "train-labels-idx1-ubyte.gz")
@@ -230,11 +229,11 @@ def load_mnist(path=None, download=False, cache_dir=None) -> MNIST:
     """
     if download:
         if path is not None:
-            raise ValueError("pass either path=DIR (local files) or download=True, not both")
+            raise TTError("pass either path=DIR (local files) or download=True, not both")
         directory = download_mnist(cache_dir)
         return _load_directory(directory, f"downloaded: {directory}")
     if cache_dir is not None:
-        raise ValueError("cache_dir is used only with download=True")
+        raise TTError("cache_dir is used only with download=True")
     if path is None:
         return _load_embedded()
     directory = Path(os.fspath(path)).expanduser()
@@ -249,11 +248,11 @@ def load_mnist(path=None, download=False, cache_dir=None) -> MNIST:
 # ---- download -------------------------------------------------------------------------------
 def _md5_ok(data: bytes, name: str) -> bool:
     want = _MNIST_MD5.get(name)
-    return want is None or hashlib.md5(data).hexdigest() == want  # noqa: S324 - checksum only
+    return want is None or hashlib.md5(data).hexdigest() == want
 
 
 def _fetch(url, timeout):
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - fixed https URLs
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read()
 
 
@@ -284,7 +283,7 @@ def download_mnist(cache_dir=None, mirrors=None, timeout=30.0) -> Path:
                 network_errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
                 continue
             if not _md5_ok(data, name):
-                content_errors.append(f"{url}: MD5 {hashlib.md5(data).hexdigest()} "  # noqa: S324
+                content_errors.append(f"{url}: MD5 {hashlib.md5(data).hexdigest()} "
                                       f"differs from the expected {_MNIST_MD5[name]}")
                 continue
             try:
@@ -328,7 +327,7 @@ def preprocess(images, pad_to=32, dtype=np.float32, flatten=True):
     xp = get_xp(images)
     images = xp.asarray(images)
     if images.ndim != 3:
-        raise ValueError(f"preprocess expects images of shape (N, H, W), got {images.shape}")
+        raise ShapeError(f"preprocess expects images of shape (N, H, W), got {images.shape}")
     n, h, w = images.shape
     dt = np.dtype(dtype)
     if dt.kind != "f":
@@ -338,7 +337,7 @@ def preprocess(images, pad_to=32, dtype=np.float32, flatten=True):
     if pad_to is not None:
         pad_to = int(pad_to)
         if pad_to < h or pad_to < w:
-            raise ValueError(f"pad_to={pad_to} is smaller than the images ({h} x {w})")
+            raise TTError(f"pad_to={pad_to} is smaller than the images ({h} x {w})")
         if (pad_to, pad_to) != (h, w):
             top, left = (pad_to - h) // 2, (pad_to - w) // 2
             padded = xp.zeros((n, pad_to, pad_to), dtype=dtype)
@@ -354,6 +353,6 @@ def train_val_split(n, n_val, seed=0):
     """
     n, n_val = int(n), int(n_val)
     if not 0 <= n_val < n:
-        raise ValueError(f"n_val must be in [0, n) = [0, {n}), got {n_val}")
+        raise TTError(f"n_val must be in [0, n) = [0, {n}), got {n_val}")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])

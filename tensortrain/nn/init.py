@@ -21,30 +21,29 @@ on NumPy and CuPy.
 from __future__ import annotations
 
 import math
-import numbers
 
 import numpy as np
 
 from .._backend import asarray, resolve_xp
+from .._validation import check_features, check_nn_dtype, check_positive_int
 from .._validation import make_rng as _make_rng
+from ..errors import TTError
 
 __all__ = [
     "INITS",
+    "check_features",
     "check_init",
-    "target_variance",
-    "init_std",
+    "check_nn_dtype",
     "glorot_std",
     "he_std",
+    "init_std",
     "make_rng",
     "normal",
-    "check_features",
-    "check_nn_dtype",
+    "target_variance",
 ]
 
 #: The valid initialization names, in the order error messages list them.
 INITS = ("glorot", "he")
-
-_NN_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_init(name) -> str:
@@ -63,20 +62,12 @@ def check_init(name) -> str:
                         f"{type(name).__name__} {name!r}")
     key = name.strip().lower()
     if key not in INITS:
-        raise ValueError(f"unknown init {name!r}; expected one of {_choices()}")
+        raise TTError(f"unknown init {name!r}; expected one of {_choices()}")
     return key
 
 
 def _choices() -> str:
     return ", ".join(repr(n) for n in INITS)
-
-
-def _check_fan(value, what) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{what} must be a positive integer, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{what} must be a positive integer, got {value}")
-    return int(value)
 
 
 def target_variance(init, fan_in, fan_out) -> float:
@@ -90,8 +81,8 @@ def target_variance(init, fan_in, fan_out) -> float:
     True
     """
     init = check_init(init)
-    fan_in = _check_fan(fan_in, "fan_in")
-    fan_out = _check_fan(fan_out, "fan_out")
+    fan_in = check_positive_int(fan_in, "fan_in")
+    fan_out = check_positive_int(fan_out, "fan_out")
     if init == "glorot":
         return 2.0 / (fan_in + fan_out)
     return 2.0 / fan_in
@@ -109,7 +100,7 @@ def glorot_std(fan_in, fan_out) -> float:
 
 def he_std(fan_in) -> float:
     """He (Kaiming) normal standard deviation ``sqrt(2 / fan_in)``."""
-    return math.sqrt(2.0 / _check_fan(fan_in, "fan_in"))
+    return math.sqrt(2.0 / check_positive_int(fan_in, "fan_in"))
 
 
 def make_rng(rng=None) -> np.random.Generator:
@@ -128,19 +119,3 @@ def normal(shape, std, dtype=np.float32, xp=None, rng=None):
     gen = make_rng(rng)
     host = gen.standard_normal(shape) * float(std)
     return asarray(host.astype(dtype, copy=False), resolve_xp(xp))
-
-
-def check_features(value, what) -> int:
-    """A layer width: a positive integer (``TypeError`` for non-integers, ``ValueError`` for < 1)."""
-    return _check_fan(value, what)
-
-
-def check_nn_dtype(dtype, where="dtype"):
-    """Return ``np.dtype(dtype)`` if it is float32 or float64, else raise ``TypeError``."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{where} must be float32 or float64, got {dtype!r}") from None
-    if dt not in _NN_DTYPES:
-        raise TypeError(f"{where} must be float32 or float64, got {dt}")
-    return dt

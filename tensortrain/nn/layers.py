@@ -13,31 +13,12 @@ import numbers
 import numpy as np
 
 from .._backend import asarray, backend_name, get_xp, is_array, resolve_xp
-from ..errors import ShapeError
-from .init import check_features, check_init, check_nn_dtype, init_std, make_rng, normal
+from .._validation import check_features, check_input, check_nn_dtype
+from ..errors import ShapeError, TTError
+from .init import check_init, init_std, make_rng, normal
 from .module import Module, Parameter
 
-__all__ = ["Linear", "ReLU", "Tanh", "Dropout", "BatchNorm1d", "check_input"]
-
-
-def check_input(x, where, width=None):
-    """Validate a layer input: a floating NumPy/CuPy array; ``(batch, width)`` if ``width``.
-
-    Raises ``TypeError`` for non-arrays and integer (or complex) arrays and
-    :class:`~tensortrain.errors.ShapeError` for a wrong shape or width.
-    """
-    if not is_array(x):
-        raise TypeError(f"{where} expects a NumPy or CuPy array, got {type(x).__name__}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"{where} expects floating-point inputs, got dtype {x.dtype}; "
-                        f"convert first, e.g. with x.astype(np.float32)")
-    if width is not None:
-        if x.ndim != 2:
-            raise ShapeError(f"{where} expects inputs of shape (batch, {width}), got an array of "
-                             f"shape {tuple(x.shape)}")
-        if x.shape[1] != width:
-            raise ShapeError(f"{where} expects inputs of width {width}, got {x.shape[1]}")
-    return x
+__all__ = ["BatchNorm1d", "Dropout", "Linear", "ReLU", "Tanh", "check_input"]
 
 
 def _check_grad(grad_out, shape, where):
@@ -57,7 +38,7 @@ def _check_probability(value, what, upper_open=True):
     ok = 0.0 <= value < 1.0 if upper_open else 0.0 <= value <= 1.0
     if not ok:
         interval = "[0, 1)" if upper_open else "[0, 1]"
-        raise ValueError(f"{what} must be in {interval}, got {value!r}")
+        raise TTError(f"{what} must be in {interval}, got {value!r}")
     return value
 
 
@@ -240,7 +221,7 @@ class BatchNorm1d(Module):
         if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
             raise TypeError(f"BatchNorm1d eps must be a real number, got {type(eps).__name__}")
         if not float(eps) > 0:
-            raise ValueError(f"BatchNorm1d eps must be > 0, got {eps!r}")
+            raise TTError(f"BatchNorm1d eps must be > 0, got {eps!r}")
         self.eps = float(eps)
         self.momentum = _check_probability(momentum, "BatchNorm1d momentum", upper_open=False)
         dtype = check_nn_dtype(dtype)

@@ -12,7 +12,7 @@ from .._backend import get_xp, is_array
 from ..errors import ShapeError, TTError
 from .layers import check_input
 
-__all__ = ["softmax_cross_entropy", "mse", "accuracy"]
+__all__ = ["accuracy", "mse", "softmax_cross_entropy"]
 
 
 def _check_labels(labels, batch, where):

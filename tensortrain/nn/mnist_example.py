@@ -14,12 +14,16 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .._backend import asarray, resolve_xp
+from ..errors import TTError
 
-__all__ = ["mnist_model_config", "first_layer_summary", "train_mnist"]
+__all__ = ["MNISTSplit", "first_layer_summary", "fit_network", "load_split", "mnist_model_config",
+           "train_mnist"]
 
 PAD_TO = 32
 HIDDEN = PAD_TO * PAD_TO
@@ -38,18 +42,98 @@ def mnist_model_config(kind="tt", modes=(4, 8, 8, 4), rank=8, matrix_rank=None,
         first = [{"type": "Linear", "in_features": n, "out_features": n}]
     elif kind == "mr":
         if matrix_rank is None or int(matrix_rank) < 1:
-            raise ValueError(f"the matrix-rank baseline needs matrix_rank >= 1, got "
-                             f"{matrix_rank!r}")
+            raise TTError(f"the matrix-rank baseline needs matrix_rank >= 1, got "
+                          f"{matrix_rank!r}")
         r = int(matrix_rank)
         first = [{"type": "Linear", "in_features": n, "out_features": r, "bias": False},
                  {"type": "Linear", "in_features": r, "out_features": n}]
     else:
-        raise ValueError(f"kind must be 'tt', 'dense' or 'mr', got {kind!r}")
-    layers = first + [{"type": "ReLU"},
-                      {"type": "Linear", "in_features": n, "out_features": CLASSES}]
+        raise TTError(f"kind must be 'tt', 'dense' or 'mr', got {kind!r}")
+    layers = [*first, {"type": "ReLU"}, {"type": "Linear", "in_features": n, "out_features": CLASSES}]
     return {"layers": layers, "dtype": dtype,
             "meta": {"task": "mnist", "kind": kind, "pad_to": PAD_TO,
                      "first_layer_count": len(first)}}
+
+
+@dataclass
+class MNISTSplit:
+    """The digits padded to 32 x 32 and split into training and held-out validation digits,
+    on backend ``xp`` (made by :func:`load_split`)."""
+
+    dataset: Any          # the :class:`~tensortrain.datasets.MNIST` they come from
+    xp: Any
+    x_tr: Any
+    y_tr: Any
+    x_val: Any            # None when nothing is held out
+    y_val: Any
+
+    @property
+    def source(self) -> str:
+        return self.dataset.source
+
+    @property
+    def n_train(self) -> int:
+        return len(self.y_tr)
+
+    @property
+    def n_val(self) -> int:
+        return 0 if self.y_val is None else len(self.y_val)
+
+    @property
+    def val(self):
+        """``(x_val, y_val)`` for :func:`~tensortrain.nn.train.fit`, or None."""
+        return None if self.y_val is None else (self.x_val, self.y_val)
+
+    def describe(self) -> str:
+        return (f"{self.source}: {self.n_train} training digits, {self.n_val} held-out "
+                f"validation digits")
+
+
+def load_split(*, data=None, download=False, limit=None, val=1000, seed=0, device="numpy"):
+    """The MNIST training digits (the embedded subset, or the IDX files in ``data``), the first
+    ``limit`` of them, padded to 32 x 32 and split by
+    :func:`~tensortrain.datasets.train_val_split` with ``val`` held out and ``seed``: the
+    data of ``train-mnist`` and of the paper scripts.
+    """
+    from ..datasets import load_mnist, preprocess, train_val_split  # noqa: PLC0415
+
+    xp = resolve_xp(device)
+    ds = load_mnist(path=data, download=download)
+    images, labels = ds.train_images, ds.train_labels
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    n = len(images)
+    if not 0 <= val < n:
+        raise TTError(f"--val {val} must be smaller than the {n} training digits available")
+    train_idx, val_idx = train_val_split(n, val, seed)
+    x_all = preprocess(images, pad_to=PAD_TO)
+    y_all = labels.astype(np.int64)
+    x_val = y_val = None
+    if val:
+        x_val, y_val = asarray(x_all[val_idx], xp), asarray(y_all[val_idx], xp)
+    return MNISTSplit(ds, xp, asarray(x_all[train_idx], xp), asarray(y_all[train_idx], xp),
+                      x_val, y_val)
+
+
+def fit_network(config, split, *, epochs, lr=1e-3, batch_size=100, seed=0, optimizer="adam",
+                progress=False, callbacks=None, model=None):
+    """Build the network of ``config`` (unless ``model`` is given) and train it on ``split``
+    with :func:`~tensortrain.nn.train.fit`; returns ``(model, history)``.
+
+    The seeds of ``train-mnist``: the parameters come from ``default_rng(seed)``, the
+    shuffling from ``default_rng(seed + 1)``.
+    """
+    from . import optim  # noqa: PLC0415
+    from .serialization import build_model  # noqa: PLC0415
+    from .train import fit  # noqa: PLC0415
+
+    if model is None:
+        model = build_model(config, xp=split.xp, rng=np.random.default_rng(seed))
+    opt = optim.make_optimizer(optimizer, model.parameters(), lr=lr)
+    history = fit(model, opt, split.x_tr, split.y_tr, epochs=epochs, batch_size=batch_size,
+                  val=split.val, rng=np.random.default_rng(seed + 1), progress=progress,
+                  callbacks=callbacks)
+    return model, history
 
 
 def first_layer_summary(model, config):
@@ -133,8 +217,8 @@ def _plot_path(plot):
         p = p.rstrip(".") + "." + ext
     formats = FigureCanvasBase.get_supported_filetypes()
     if ext and ext not in formats:
-        raise ValueError(f"cannot draw the curves into {p!r}: matplotlib does not write "
-                         f".{ext} files; use one of {', '.join(sorted(formats))}")
+        raise TTError(f"cannot draw the curves into {p!r}: matplotlib does not write "
+                      f".{ext} files; use one of {', '.join(sorted(formats))}")
     _check_output_path(p, "draw the curves into", "curves.png")
     return p
 
@@ -186,10 +270,8 @@ def train_mnist(*, kind="tt", modes=(4, 8, 8, 4), rank=8, matrix_rank=None, epoc
     file written and ``'save_error'`` the reason the first attempt failed.  An ``OSError`` is
     raised only if that fallback fails too.
     """
-    from ..datasets import load_mnist, preprocess, train_val_split  # noqa: PLC0415
-    from . import optim  # noqa: PLC0415
-    from .serialization import build_model  # noqa: PLC0415
-    from .train import evaluate, fit, format_epoch  # noqa: PLC0415
+    from ..datasets import preprocess  # noqa: PLC0415
+    from .train import evaluate, format_epoch  # noqa: PLC0415
 
     out = sys.stdout if out is None else out
     err = sys.stderr if err is None else err
@@ -206,36 +288,20 @@ def train_mnist(*, kind="tt", modes=(4, 8, 8, 4), rank=8, matrix_rank=None, epoc
     if plot is not None:
         plot = _plot_path(plot)
         if save is not None and os.path.realpath(os.fspath(save)) == os.path.realpath(plot):
-            raise ValueError(f"the model and the curves would both be written to {plot!r}; "
-                             f"give two different paths")
-    xp = resolve_xp(device)
-    ds = load_mnist(path=data, download=download)
-    images, labels = ds.train_images, ds.train_labels
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
-    n = len(images)
-    if not 0 <= val < n:
-        raise ValueError(f"--val {val} must be smaller than the {n} training digits available")
-    train_idx, val_idx = train_val_split(n, val, seed)
-    x_all = preprocess(images, pad_to=PAD_TO)
-    x_tr = asarray(x_all[train_idx], xp)
-    y_tr = asarray(labels[train_idx].astype(np.int64), xp)
-    val_pair = None
-    if val:
-        val_pair = (asarray(x_all[val_idx], xp), asarray(labels[val_idx].astype(np.int64), xp))
-
+            raise TTError(f"the model and the curves would both be written to {plot!r}; "
+                          f"give two different paths")
+    split = load_split(data=data, download=download, limit=limit, val=val, seed=seed,
+                       device=device)
+    ds, xp = split.dataset, split.xp
     config = mnist_model_config(kind, modes, rank, matrix_rank)
-    model = build_model(config, xp=xp, rng=np.random.default_rng(seed))
-    opt = optim.make_optimizer(optimizer, model.parameters(), lr=lr)
-    total, weight, bias, compression = first_layer_summary(model, config)
-    say(f"data: {ds.source}: {len(train_idx)} training, {len(val_idx)} validation"
+    say(f"data: {ds.source}: {split.n_train} training, {split.n_val} validation"
         + (f", {len(ds.test_images)} test digits" if ds.has_test else " digits"))
     say(f"model: {_describe(config)} -> ReLU -> Linear 1024 -> 10 on {xp.__name__}, "
         f"{optimizer} lr {lr:g}, batch {batch_size}")
-
-    history = fit(model, opt, x_tr, y_tr, epochs=epochs, batch_size=batch_size, val=val_pair,
-                  rng=np.random.default_rng(seed + 1), progress=progress,
-                  callbacks=[lambda e, h: say(format_epoch(h, e, epochs))])
+    model, history = fit_network(config, split, epochs=epochs, lr=lr, batch_size=batch_size,
+                                 seed=seed, optimizer=optimizer, progress=progress,
+                                 callbacks=[lambda e, h: say(format_epoch(h, e, epochs))])
+    total, weight, bias, compression = first_layer_summary(model, config)
     result = {"history": history.to_dict(), "first_layer_params": total,
               "first_layer_weight_params": weight, "compression": compression}
     if history.val_acc:

@@ -15,7 +15,7 @@ import numpy as np
 from .._backend import asarray, backend_name, get_xp, is_array, to_host
 from ..errors import ShapeError
 
-__all__ = ["Parameter", "Module", "Sequential"]
+__all__ = ["Module", "Parameter", "Sequential"]
 
 
 class Parameter:

@@ -12,22 +12,24 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any, ClassVar
 
 import numpy as np
 
 from .._backend import asarray, get_xp, is_array, to_host
-from ..errors import ShapeError
+from .._validation import check_positive_int
+from ..errors import ShapeError, TTError
 from .module import Module, Parameter
 
 __all__ = [
-    "Optimizer",
     "SGD",
     "Adam",
     "AdamW",
+    "CosineLR",
+    "Optimizer",
+    "StepLR",
     "grad_norm",
     "make_optimizer",
-    "StepLR",
-    "CosineLR",
 ]
 
 _REQUIRED = object()
@@ -46,21 +48,21 @@ def _check_lr(value, owner, allow_zero=False):
     ok = lr >= 0 if allow_zero else lr > 0
     if math.isnan(lr) or math.isinf(lr) or not ok:
         bound = ">= 0" if allow_zero else "> 0"
-        raise ValueError(f"{owner} option lr must be a finite number {bound}, got {value!r}")
+        raise TTError(f"{owner} option lr must be a finite number {bound}, got {value!r}")
     return lr
 
 
 def _check_nonneg(value, name, owner):
     v = _real(value, name, owner)
     if not (v >= 0) or math.isinf(v):
-        raise ValueError(f"{owner} option {name} must be a finite number >= 0, got {value!r}")
+        raise TTError(f"{owner} option {name} must be a finite number >= 0, got {value!r}")
     return v
 
 
 def _check_unit(value, name, owner):
     v = _real(value, name, owner)
     if not (0.0 <= v < 1.0):
-        raise ValueError(f"{owner} option {name} must be in [0, 1), got {value!r}")
+        raise TTError(f"{owner} option {name} must be in [0, 1), got {value!r}")
     return v
 
 
@@ -69,8 +71,8 @@ def _check_max_norm(value, owner):
         return None
     v = _real(value, "max_grad_norm", owner)
     if not (v > 0) or math.isinf(v):
-        raise ValueError(f"{owner} option max_grad_norm must be None or a finite number > 0, "
-                         f"got {value!r}")
+        raise TTError(f"{owner} option max_grad_norm must be None or a finite number > 0, "
+                      f"got {value!r}")
     return v
 
 
@@ -85,13 +87,13 @@ def _as_parameter_list(params, owner):
         raise TypeError(f"{owner} expects an iterable of Parameters (e.g. model.parameters()), "
                         f"got {type(params).__name__}") from None
     if not params:
-        raise ValueError(f"{owner} got an empty parameter list")
+        raise TTError(f"{owner} got an empty parameter list")
     seen = set()
     for i, p in enumerate(params):
         if not isinstance(p, Parameter):
             raise TypeError(f"{owner} expects Parameters, got {type(p).__name__} at position {i}")
         if id(p) in seen:
-            raise ValueError(f"{owner} got the same Parameter twice (position {i})")
+            raise TTError(f"{owner} got the same Parameter twice (position {i})")
         seen.add(id(p))
     return params
 
@@ -136,13 +138,13 @@ class Optimizer:
     **options : the subclass's options; an unknown name raises ``TypeError`` listing them.
     """
 
-    _defaults: dict = {}
+    _defaults: ClassVar[dict[str, Any]] = {}
     _lr_default = _REQUIRED
 
     def __init__(self, params, lr=_REQUIRED, **options):
         name = type(self).__name__
         self.params = _as_parameter_list(params, name)
-        valid = ("lr",) + tuple(self._defaults)
+        valid = ("lr", *self._defaults)
         for key in options:
             if key not in valid:
                 raise TypeError(f"unknown option {key!r} for {name}; valid options: "
@@ -233,7 +235,7 @@ class Optimizer:
             raise TypeError(f"{name}.load_state_dict expects a dict from state_dict() with keys "
                             f"'optimizer', 'options' and 'state'")
         if state_dict["optimizer"] != name:
-            raise ValueError(f"state_dict is for {state_dict['optimizer']}, not {name}")
+            raise TTError(f"state_dict is for {state_dict['optimizer']}, not {name}")
         options = dict(state_dict["options"])
         unknown = [k for k in options if k not in self._options]
         if unknown:
@@ -278,7 +280,7 @@ class SGD(Optimizer):
     ``max_grad_norm=None``.
     """
 
-    _defaults = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
+    _defaults: ClassVar[dict[str, Any]] = {"momentum": 0.0, "nesterov": False, "weight_decay": 0.0,
                  "max_grad_norm": None}
 
     def _check_options(self, opts):
@@ -290,8 +292,8 @@ class SGD(Optimizer):
                             f"{opts['nesterov']!r}")
         opts["nesterov"] = bool(opts["nesterov"])
         if opts["nesterov"] and opts["momentum"] == 0:
-            raise ValueError(f"{owner} option nesterov=True needs momentum > 0, got momentum="
-                             f"{opts['momentum']!r}")
+            raise TTError(f"{owner} option nesterov=True needs momentum > 0, got momentum="
+                          f"{opts['momentum']!r}")
         return opts
 
     def _update(self, p, g, state):
@@ -322,7 +324,7 @@ class Adam(Optimizer):
     ``max_grad_norm=None``.
     """
 
-    _defaults = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+    _defaults: ClassVar[dict[str, Any]] = {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "max_grad_norm": None}
     _lr_default = 1e-3
     _decoupled = False
@@ -339,8 +341,8 @@ class Adam(Optimizer):
         opts["betas"] = (_check_unit(b1, "betas[0]", owner), _check_unit(b2, "betas[1]", owner))
         eps = _real(opts["eps"], "eps", owner)
         if not eps >= 0 or math.isinf(eps):
-            raise ValueError(f"{owner} option eps must be a finite number >= 0, got "
-                             f"{opts['eps']!r}")
+            raise TTError(f"{owner} option eps must be a finite number >= 0, got "
+                          f"{opts['eps']!r}")
         opts["eps"] = eps
         return opts
 
@@ -376,7 +378,7 @@ class AdamW(Adam):
     ``max_grad_norm=None``.
     """
 
-    _defaults = dict(Adam._defaults, weight_decay=1e-2)
+    _defaults: ClassVar[dict[str, Any]] = dict(Adam._defaults, weight_decay=1e-2)
     _decoupled = True
 
 
@@ -397,7 +399,7 @@ def make_optimizer(name, params, **options):
     cls = _OPTIMIZERS.get(name.strip().lower())
     if cls is None:
         valid = ", ".join(repr(n) for n in _OPTIMIZERS)
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {valid}")
+        raise TTError(f"unknown optimizer {name!r}; expected one of {valid}")
     return cls(params, **options)
 
 
@@ -436,15 +438,6 @@ class _Schedule:
         return self
 
 
-def _positive_int(value, name, owner):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner} {name} must be a positive integer, got "
-                        f"{type(value).__name__} {value!r}")
-    if value < 1:
-        raise ValueError(f"{owner} {name} must be a positive integer, got {value}")
-    return int(value)
-
-
 class StepLR(_Schedule):
     """``lr = base_lr * gamma ** (epoch // step_size)``.
 
@@ -459,10 +452,10 @@ class StepLR(_Schedule):
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         super().__init__(optimizer)
-        self.step_size = _positive_int(step_size, "step_size", "StepLR")
+        self.step_size = check_positive_int(step_size, "StepLR step_size")
         gamma = _real(gamma, "gamma", "StepLR")
         if not gamma > 0 or math.isinf(gamma):
-            raise ValueError(f"StepLR gamma must be a finite number > 0, got {gamma!r}")
+            raise TTError(f"StepLR gamma must be a finite number > 0, got {gamma!r}")
         self.gamma = gamma
 
     def get_lr(self):
@@ -477,10 +470,10 @@ class CosineLR(_Schedule):
 
     def __init__(self, optimizer, t_max, eta_min=0.0):
         super().__init__(optimizer)
-        self.t_max = _positive_int(t_max, "t_max", "CosineLR")
+        self.t_max = check_positive_int(t_max, "CosineLR t_max")
         eta = _real(eta_min, "eta_min", "CosineLR")
         if not eta >= 0 or math.isinf(eta):
-            raise ValueError(f"CosineLR eta_min must be a finite number >= 0, got {eta_min!r}")
+            raise TTError(f"CosineLR eta_min must be a finite number >= 0, got {eta_min!r}")
         self.eta_min = eta
 
     def get_lr(self):

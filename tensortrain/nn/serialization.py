@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib
 import json
 import math
 import numbers
@@ -37,10 +38,13 @@ import zipfile
 import numpy as np
 
 from .._backend import resolve_xp
+from .._validation import check_ranks
 from ..errors import TTError, TTFileError
+from ..shapes import choose_matrix_modes
+from .init import check_init, make_rng
 from .module import Module, Sequential
 
-__all__ = ["build_model", "save_model", "load_model", "read_model_config", "LAYER_TYPES"]
+__all__ = ["LAYER_TYPES", "build_model", "load_model", "read_model_config", "save_model"]
 
 FORMAT_NAME = "tensortrain.nn.Sequential"
 FORMAT_VERSION = 1
@@ -79,11 +83,9 @@ _DTYPES = ("float32", "float64")
 
 
 def _layer_class(name):
-    import importlib  # noqa: PLC0415
-
     if name not in LAYER_TYPES:
-        raise ValueError(f"unknown layer type {name!r} in the model config; known: "
-                         f"{', '.join(LAYER_TYPES)}")
+        raise TTError(f"unknown layer type {name!r} in the model config; known: "
+                      f"{', '.join(LAYER_TYPES)}")
     module, cls, takes = LAYER_TYPES[name]
     return getattr(importlib.import_module(f"{__package__}.{module}"), cls), takes
 
@@ -94,14 +96,14 @@ def build_model(config, xp=None, rng=None):
     ``rng`` (seed or numpy Generator) initializes the parameters.
     """
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
-        raise ValueError("a model config is a dict with a 'layers' list")
+        raise TTError("a model config is a dict with a 'layers' list")
     xp = resolve_xp(xp)
-    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    rng = make_rng(rng)
     dtype = np.dtype(config.get("dtype", "float32"))
     layers = []
     for i, spec in enumerate(config["layers"]):
         if not isinstance(spec, dict) or "type" not in spec:
-            raise ValueError(f"layer {i} of the model config needs a 'type': {spec!r}")
+            raise TTError(f"layer {i} of the model config needs a 'type': {spec!r}")
         cls, takes = _layer_class(spec["type"])
         kwargs = {k: v for k, v in spec.items() if k != "type"}
         extra = {"dtype": dtype, "xp": xp, "rng": rng}
@@ -109,7 +111,7 @@ def build_model(config, xp=None, rng=None):
         try:
             layers.append(cls(**kwargs))
         except TypeError as exc:
-            raise ValueError(f"layer {i} ({spec['type']}) of the model config: {exc}") from exc
+            raise TTError(f"layer {i} ({spec['type']}) of the model config: {exc}") from exc
     return Sequential(*layers)
 
 
@@ -181,7 +183,7 @@ def _check_json(config):
         raise TTError(f"the model config is not plain JSON: {problem}")
 
 
-def _positive_int(value):
+def _is_positive_int(value):
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 1
 
 
@@ -193,7 +195,7 @@ def _real(value):
 def _check_option(value, kind, where, error):
     """Raise ``error(message)`` unless ``value`` is valid for an option of this kind."""
     if kind == "size":
-        if not _positive_int(value):
+        if not _is_positive_int(value):
             raise error(f"{where} must be a positive integer, got {_kind(value)}")
     elif kind == "bool":
         if not isinstance(value, bool):
@@ -202,21 +204,19 @@ def _check_option(value, kind, where, error):
         if value not in _DTYPES:
             raise error(f"{where} must be 'float32' or 'float64', got {_kind(value)}")
     elif kind == "init":
-        from .init import check_init  # noqa: PLC0415
-
         try:
             check_init(value)
         except (TypeError, ValueError) as exc:
             raise error(f"{where}: {exc}") from None
     elif kind == "ranks":
-        ok = _positive_int(value) or (isinstance(value, (list, tuple)) and len(value) > 0
-                                      and all(_positive_int(r) for r in value))
+        ok = _is_positive_int(value) or (isinstance(value, (list, tuple)) and len(value) > 0
+                                      and all(_is_positive_int(r) for r in value))
         if not ok:
             raise error(f"{where} must be a positive integer or a list of them, got "
                         f"{_kind(value)}")
     elif kind == "modes":
         ok = value is None or (isinstance(value, (list, tuple)) and len(value) > 0
-                               and all(_positive_int(m) for m in value))
+                               and all(_is_positive_int(m) for m in value))
         if not ok:
             raise error(f"{where} must be null or a non-empty list of positive integers, got "
                         f"{_kind(value)}")
@@ -298,9 +298,6 @@ def _tt_shapes(i, spec, prefix, shapes, error, default_modes):
     loadable if the default choice of modes changes) or chosen as ``TTLinear`` chooses them
     (``default_modes=True``, used when saving a model that exists).
     """
-    from ..shapes import choose_matrix_modes  # noqa: PLC0415
-    from .._validation import check_ranks  # noqa: PLC0415
-
     where = f"layer {i} (TTLinear)"
     n_in, n_out = spec["in_features"], spec["out_features"]
     in_modes, out_modes = spec.get("in_modes"), spec.get("out_modes")
@@ -333,7 +330,7 @@ def _tt_shapes(i, spec, prefix, shapes, error, default_modes):
         ranks = list(check_ranks(spec["ranks"], d))
     except (TypeError, ValueError) as exc:
         raise error(f"{where} option 'ranks': {exc}") from None
-    left, right = _prefix_products([m * n for m, n in zip(out_modes, in_modes)])
+    left, right = _prefix_products([m * n for m, n in zip(out_modes, in_modes, strict=True)])
     for k in range(1, d):  # TTLinear caps every rank at the largest useful value
         ranks[k] = min(ranks[k], left[k], right[k])
     out = {f"{prefix}cores.{k}": (ranks[k], out_modes[k], in_modes[k], ranks[k + 1])
@@ -499,7 +496,7 @@ def save_model(path, model, config):
         layers = config["layers"]
         if len(model.layers) != len(layers):
             raise mismatch(f"the config has {len(layers)} layers, the model {len(model.layers)}")
-        for i, (layer, spec) in enumerate(zip(model.layers, layers)):
+        for i, (layer, spec) in enumerate(zip(model.layers, layers, strict=True)):
             cls, _ = _layer_class(spec["type"])
             if not isinstance(layer, cls):
                 raise mismatch(f"layer {i} is a {type(layer).__name__}, the config says "
@@ -547,11 +544,11 @@ class _Archive:
             with self.zip.open(info) as fp:
                 version = np.lib.format.read_magic(fp)
                 if version == (1, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+                    shape, _fortran, dtype = np.lib.format.read_array_header_1_0(fp)
                 elif version == (2, 0):
-                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+                    shape, _fortran, dtype = np.lib.format.read_array_header_2_0(fp)
                 else:
-                    raise ValueError(f"unsupported .npy format version {version}")
+                    raise TTError(f"unsupported .npy format version {version}")
                 offset = fp.tell()
         except TTFileError:
             raise

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._backend import asarray, get_xp, is_array, to_host
+from .._validation import check_positive_int
+from ..errors import ShapeError, TTError
+from . import losses
 from .init import make_rng
 from .module import Module
 
-__all__ = ["History", "fit", "evaluate", "predict", "resolve_loss", "format_epoch"]
+__all__ = ["History", "evaluate", "fit", "format_epoch", "predict", "resolve_loss"]
 
 
 @dataclass
@@ -104,12 +107,11 @@ def resolve_loss(loss):
     if callable(loss):
         return loss
     if isinstance(loss, str):
-        from . import losses  # noqa: PLC0415
-
-        fn = getattr(losses, loss, None)
-        if fn is None or loss.startswith("_") or loss == "accuracy" or not callable(fn):
-            raise ValueError(f"unknown loss {loss!r}; use 'softmax_cross_entropy', 'mse' or a "
-                             f"callable (output, target) -> (loss, d_output)")
+        # the losses of the module only, not the helpers and errors it imports
+        fn = getattr(losses, loss) if loss in losses.__all__ and loss != "accuracy" else None
+        if fn is None:
+            raise TTError(f"unknown loss {loss!r}; use 'softmax_cross_entropy', 'mse' or a "
+                          f"callable (output, target) -> (loss, d_output)")
         return fn
     raise TypeError(f"loss must be a name or a callable, got {type(loss).__name__}")
 
@@ -129,16 +131,9 @@ def _check_xy(x, y, what="x and y"):
     if not hasattr(x, "shape") or not hasattr(y, "shape"):
         raise TypeError(f"{what} must be arrays")
     if len(x) != len(y):
-        raise ValueError(f"{what} have different lengths: {len(x)} and {len(y)}")
+        raise ShapeError(f"{what} have different lengths: {len(x)} and {len(y)}")
     if len(x) == 0:
-        raise ValueError(f"{what} are empty")
-
-
-def _check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
-            or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return int(batch_size)
+        raise TTError(f"{what} are empty")
 
 
 def _is_classification(out, y):
@@ -195,7 +190,7 @@ def evaluate(model, x, y, batch_size=1000, loss="softmax_cross_entropy"):
     """
     _check_model(model)
     _check_xy(x, y)
-    batch_size = _check_batch_size(batch_size)
+    batch_size = check_positive_int(batch_size, "batch_size")
     loss_fn = resolve_loss(loss)
     xp = _model_xp(model, x)
     x, y = asarray(x, xp), _labels(y, xp)
@@ -218,8 +213,8 @@ def predict(model, x, batch_size=1000):
     """
     _check_model(model)
     if len(x) == 0:
-        raise ValueError("x is empty")
-    batch_size = _check_batch_size(batch_size)
+        raise TTError("x is empty")
+    batch_size = check_positive_int(batch_size, "batch_size")
     xp = _model_xp(model, x)
     x = asarray(x, xp)
     saved = _save_modes(model)
@@ -289,8 +284,8 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
     """
     _check_model(model)
     if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-        raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
-    batch_size = _check_batch_size(batch_size)
+        raise TTError(f"epochs must be a non-negative integer, got {epochs!r}")
+    batch_size = check_positive_int(batch_size, "batch_size")
     _check_xy(x, y)
     loss_fn = resolve_loss(loss)
     rng = make_rng(rng)
@@ -324,7 +319,7 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
             model.train()
             bar = _progress_bar(progress, n_batches, f"epoch {epoch}/{epochs}")
             try:
-                for s, e in zip(starts, ends):
+                for s, e in zip(starts, ends, strict=True):
                     idx = perm[s:e]
                     xb, yb = x[idx], y[idx]
                     optimizer.zero_grad()
@@ -387,7 +382,7 @@ def _batch_bounds(n, batch_size):
     starts = list(range(0, n, batch_size))
     if len(starts) > 1 and n - starts[-1] == 1:
         starts.pop()
-    ends = starts[1:] + [n]
+    ends = [*starts[1:], n]
     return starts, ends
 
 
@@ -410,7 +405,7 @@ def _snapshot(model, params, optimizer):
 
 def _restore(model, params, optimizer, snapshot):
     data, opt_state, buffers = snapshot
-    for p, old in zip(params, data):
+    for p, old in zip(params, data, strict=True):
         p.data[...] = old
     if opt_state is not None:
         optimizer.state = opt_state

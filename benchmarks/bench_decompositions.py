@@ -122,7 +122,7 @@ def round_flops(modes, ranks_in, ranks_out):
 
 
 def orth_flops(modes, ranks, direction="left"):
-    """One QR sweep (``orthogonalize`` / ``norm``): QR per core, R into the neighbour."""
+    """One QR sweep (``orthogonalize``): QR per core, R into the neighbour."""
     d = len(modes)
     total = 0
     for k in range(d - 1):
@@ -367,10 +367,12 @@ def main(argv=None):
         a = tt.random_tensor(modes, 30, rng=3, dtype=dtype, xp=xp)
         b = tt.random_tensor(modes, 30, rng=4, dtype=dtype, xp=xp)
         dflops = dot_flops(modes, a.ranks, b.ranks)
-        nflops = orth_flops(modes, a.ranks, "left")
-        t_dot, t_norm = T([lambda: tt.dot(a, b), lambda: a.norm()])
+        nflops = dot_flops(modes, a.ranks, a.ranks)
+        t_dot, t_norm, t_aa = T([lambda: tt.dot(a, b), lambda: a.norm(), lambda: tt.dot(a, a)])
         add(f"dot(a, b) (8,)^20 {dname}", "ranks 30, 4 d n r^3", t_dot, dflops, dtype, gemm)
-        add(f"a.norm() (8,)^20 {dname}", "ranks 30, QR sweep ~6 d n r^3", t_norm, nflops,
+        add(f"a.norm() (8,)^20 {dname}", "ranks 30, Gram sweep 4 d n r^3", t_norm, nflops,
+            dtype, gemm)
+        add(f"dot(a, a) (8,)^20 {dname}", "ranks 30, the norm's reference", t_aa, nflops,
             dtype, gemm)
         nrm = a.norm()
         aa = tt.dot(a, a)
@@ -378,8 +380,8 @@ def main(argv=None):
         acc_rows.append([f"dot/norm (8,)^20 {dname}", "30", "-", "-",
                          f"{rel:.2e}", "|dot(a,a)-norm(a)^2|/norm^2", "~1e-15 (f64)",
                          "ok" if rel < (1e-12 if dtype == np.float64 else 1e-4) else "CHECK"])
-        results[-1]["dot_norm_consistency"] = rel
-        results[-2]["value"] = float(tt.dot(a, b))
+        results[-2]["dot_norm_consistency"] = rel
+        results[-3]["value"] = float(tt.dot(a, b))
         del a, b
         backend.free()
 

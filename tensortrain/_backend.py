@@ -1,8 +1,12 @@
-"""Array-backend resolution: the only module that names CuPy.
+"""Array-backend resolution, and the backend-specific linear algebra.
 
 The backend of every operation is decided from the arrays themselves (``type(x).__module__``),
-never from global state.  CuPy is imported only when a CuPy array is already present, so
-``import tensortrain`` never imports it.
+never from global state: :func:`get_xp` returns ``numpy`` or the already imported ``cupy``
+module, and the rest of the package calls array functions through it.  CuPy is imported
+only when a CuPy array is already present, so ``import tensortrain`` never imports it.  Two
+modules import from CuPy: this one, and :mod:`tensortrain.interop`, whose
+``as_linear_operator`` imports ``cupyx.scipy.sparse.linalg`` for a TT-matrix on CuPy (other
+modules refer to it only by the name ``'cupy'``).
 """
 
 from __future__ import annotations
@@ -117,8 +121,8 @@ def svd(a):
     twice the other, the short side at most ``_SKINNY_MAX``) is first reduced by :func:`qr`
     (``a = Q R``, or ``a^H = Q R`` when wide) and only the small square ``R`` goes to
     ``gesdd``: LAPACK's own reduction inside ``gesdd`` uses the unblocked ``geqrf`` panel,
-    which is 2-4x slower on such shapes.  CuPy arrays use cuSOLVER and fall back to the host
-    ``gesvd`` path when that fails.
+    which is several times slower on such shapes (timings: docs/performance.md).  CuPy
+    arrays use cuSOLVER and fall back to the host ``gesvd`` path when that fails.
     """
     if _is_cupy_array(a):
         xp = sys.modules["cupy"]
@@ -204,7 +208,7 @@ def wide_r_factor(a, chunk_rows=4096):
     ``Q`` is never formed.  On NumPy the tall ``a^H`` is split into row blocks of
     ``max(chunk_rows, 8 p)`` rows, copied one at a time into a Fortran-ordered buffer that
     stays in cache, and factorized by LAPACK's recursive blocked ``geqrt`` (level-3 BLAS; the
-    classic ``geqrf`` works on panels this thin with level-2 BLAS only and was 2-4x slower
+    classic ``geqrf`` works on panels this thin with level-2 BLAS only, several times slower
     here); the stacked ``R`` factors are factorized once more (a TSQR tree of depth one).
     Householder throughout, so just as stable as one QR of the whole matrix.
     """
@@ -237,9 +241,9 @@ def qr(a):
 
     NumPy matrices whose short side is at most ``_SKINNY_MAX`` use LAPACK's recursive blocked
     ``geqrt`` and form ``q = I - V T V^H`` (the compact WY form it returns) with one GEMM; the
-    classic ``geqrf`` + ``orgqr`` pair behind ``numpy.linalg.qr`` was 3-4x slower on the
-    ``(r n) x r`` core matrices of TT sweeps (e.g. 0.11 ms against 0.44 ms at 320 x 40 on two
-    threads).  Larger matrices use ``numpy.linalg.qr``.
+    classic ``geqrf`` + ``orgqr`` pair behind ``numpy.linalg.qr`` is several times slower on
+    the ``(r n) x r`` core matrices of TT sweeps (timings: docs/performance.md).  Larger
+    matrices use ``numpy.linalg.qr``.
     """
     xp = get_xp(a)
     if xp is not np:

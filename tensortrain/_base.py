@@ -211,7 +211,8 @@ class _TTBase:
         return exp2 * math.log(2.0) + math.log(last)
 
     def norm(self) -> float:
-        """Frobenius norm, computed by a QR sweep on cores scaled by powers of two.
+        """Frobenius norm: a Gram sweep (two GEMMs per core) on cores scaled by powers of two, or
+        a QR sweep where its entries cancel.
 
         Accurate to a few ulps of the sweep's round-off whenever the norm is representable as a
         Python float (even when it is not in the cores' dtype: a float32 TT of norm ``1e39``

@@ -58,8 +58,8 @@ import numpy as np
 
 from ._backend import get_xp
 
-__all__ = ["ContractionPlan", "Step", "plan_matmat", "plan_from_blocks", "fixed_sweep_plan", "execute",
-           "Gemm", "StepCode", "StepRecord", "Workspace"]
+__all__ = ["ContractionPlan", "Step", "plan_matmat", "plan_from_blocks", "fixed_sweep_plan",
+           "execute", "Gemm", "StepCode", "StepRecord", "Workspace"]
 
 #: Trains of at most this many cores are planned by the exact search over all intervals.
 EXACT_MAX_CORES = 32
@@ -642,7 +642,7 @@ class Workspace:
     :func:`tensortrain.gradients.matmul_backward` the gradients of those states; a layer that
     keeps one workspace (``TTLinear``) therefore allocates its temporaries once.  Large fresh
     arrays are expensive on a CPU: the operating system maps and zeroes their pages on first
-    touch, which for the fc6 layer cost about a quarter of its forward and backward time.
+    touch (measured in docs/performance.md, "Layer gradients").
 
     Arrays are kept per role, grown when a larger one is needed, and handed out as
     contiguous views of their leading elements.  Whatever a workspace handed out before is

@@ -53,7 +53,6 @@ class MatmulContext:
     """
 
     W: TTMatrix
-    plan: contraction.ContractionPlan
     record: list
     batch: int
     dtype: np.dtype
@@ -98,7 +97,7 @@ def matmul_forward(W, x, workspace=None):
     record = []
     y = contraction.execute(plan, W.cores, _pad(x, W.padded_shape[1], 1), record=record,
                             workspace=workspace)
-    return _crop(y, M, 1), MatmulContext(W, plan, record, B, dtype, workspace)
+    return _crop(y, M, 1), MatmulContext(W, record, B, dtype, workspace)
 
 
 def _gemm_grads(rec, g, need_input, xp=None, out=None):
@@ -147,8 +146,8 @@ _MAX_CHUNKS = 16
 
 def _batched_block_grad(s3, g3):
     """``sum_p g3[p] @ s3[p].T`` for ``P, Q > 1``: batched GEMMs over chunks of ``p`` on views
-    of the two states, each chunk's products summed while they are in cache (on a CPU, 1.2x
-    faster than one batched product and one sum for the 1024 x 1024 layer at batch 256)."""
+    of the two states, each chunk's products summed while they are in cache (faster on a CPU
+    than one batched product and one sum; see docs/performance.md)."""
     P, rows, _ = g3.shape
     K = s3.shape[1]
     chunk = max(_CHUNK_ELEMENTS // (rows * K), -(-P // _MAX_CHUNKS), 1)

@@ -51,7 +51,7 @@ def case_round_sum(inp):
 
 def case_norm(inp):
     a = tt.TTTensor(inp.cores("norm__a"))
-    return (lambda: a.norm()), (lambda v: {"value": v}), "a.norm() (QR sweep)"
+    return (lambda: a.norm()), (lambda v: {"value": v}), "a.norm() (Gram sweep)"
 
 
 # ---- TT-matrix x dense (float32) -------------------------------------------------------------

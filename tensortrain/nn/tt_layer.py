@@ -49,9 +49,9 @@ class TTLinear(Module):
     step's input for the backward pass (:mod:`tensortrain.gradients`): the dense ``W`` is
     never formed.  The layer keeps those intermediate arrays, and the gradients of them, in a
     :class:`tensortrain.contraction.Workspace` that the next call reuses (about the memory
-    of one forward and backward pass, held between calls; ``release_workspace()`` frees it):
-    allocating them afresh each time cost about a quarter of the fc6 layer's forward and
-    backward time on a CPU.
+    of one forward and backward pass, held between calls; ``release_workspace()`` frees it),
+    because allocating them afresh on every call is a large share of the time on a CPU (see
+    docs/performance.md, "Layer gradients").
     """
 
     def __init__(self, in_features, out_features, ranks, in_modes=None, out_modes=None,

@@ -7,8 +7,10 @@ This module never imports CuPy: the backend is decided by the arrays you pass.
 from . import contraction, errors, shapes
 from .construct import eye, ones, random_matrix, random_tensor, zeros
 from .contraction import ContractionPlan
+from .cross import CrossInfo, apply, cross, quadrature
 from .errors import (
     BackendError,
+    ConvergenceWarning,
     ModeError,
     RankError,
     ShapeError,
@@ -46,6 +48,10 @@ __all__ = [
     "as_linear_operator",
     "balanced_modes",
     "factorize",
+    "cross",
+    "apply",
+    "quadrature",
+    "CrossInfo",
     "TTError",
     "ShapeError",
     "RankError",
@@ -53,6 +59,7 @@ __all__ = [
     "TTIndexError",
     "TTFileError",
     "BackendError",
+    "ConvergenceWarning",
     "contraction",
     "errors",
     "shapes",

@@ -78,6 +78,33 @@ class TTMatrix(_TTBase):
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
+    def from_function(cls, f, shape, row_modes: Modes | None = None,
+                      col_modes: Modes | None = None, **kwargs) -> TTMatrix:
+        """A TTMatrix of logical ``shape`` from ``f(i, j)`` (row and column index arrays) by
+        cross approximation, never forming the matrix: modes and padding as in
+        :meth:`from_dense`, ``f`` never called on padded entries.  See
+        :func:`tensortrain.cross.matrix_from_function` for the arguments.
+
+        Complexity: that of :func:`tensortrain.cross.cross`.
+        """
+        from .cross import matrix_from_function  # noqa: PLC0415 - cross imports this module
+
+        return matrix_from_function(f, shape, row_modes, col_modes, **kwargs)
+
+    @classmethod
+    def from_array(cls, a, row_modes: Modes | None = None, col_modes: Modes | None = None,
+                   **kwargs) -> TTMatrix:
+        """A TTMatrix from a 2-D indexable array (``np.memmap``, zarr, ``dask.array``,
+        ``scipy.sparse``, never densified) by cross approximation, reading only the sampled
+        entries: :func:`tensortrain.cross.matrix_from_array`.
+
+        Complexity: that of :func:`tensortrain.cross.cross`.
+        """
+        from .cross import matrix_from_array  # noqa: PLC0415 - cross imports this module
+
+        return matrix_from_array(a, row_modes, col_modes, **kwargs)
+
+    @classmethod
     def from_dense(cls, a: Array, row_modes: Modes | None = None, col_modes: Modes | None = None,
                    eps: float = 0.0, max_rank: MaxRank = None, d: int | None = None) -> TTMatrix:
         """TT-SVD of any dense matrix.

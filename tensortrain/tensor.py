@@ -98,6 +98,30 @@ class TTTensor(_TTBase):
         return TTTensor._trusted(cores3)
 
     @classmethod
+    def from_function(cls, f, grids_or_modes, **kwargs) -> TTTensor:
+        """A TTTensor from a function of coordinates (one 1-D grid per dimension) or of
+        indices (modes), by cross approximation: :func:`tensortrain.cross.tensor_from_function`,
+        which documents the arguments (``eps``, ``max_rank``, ``max_evals``, ``executor``, ...).
+
+        Complexity: that of :func:`tensortrain.cross.cross`.
+        """
+        from .cross import tensor_from_function  # noqa: PLC0415 - cross imports this module
+
+        return tensor_from_function(f, grids_or_modes, **kwargs)
+
+    @classmethod
+    def from_array(cls, a, **kwargs) -> TTTensor:
+        """A TTTensor from anything with NumPy fancy indexing (``np.memmap``, zarr,
+        ``dask.array``) by cross approximation, reading only the sampled entries:
+        :func:`tensortrain.cross.tensor_from_array`.
+
+        Complexity: that of :func:`tensortrain.cross.cross`; memory independent of ``a.size``.
+        """
+        from .cross import tensor_from_array  # noqa: PLC0415 - cross imports this module
+
+        return tensor_from_array(a, **kwargs)
+
+    @classmethod
     def _trusted(cls, cores):
         """A TTTensor from cores an algorithm of this package made (shapes and ranks known to
         be consistent): no validation, only a common dtype."""

@@ -4,7 +4,7 @@
 This module never imports CuPy: the backend is decided by the arrays you pass.
 """
 
-from . import contraction, errors, shapes
+from . import contraction, errors, qtt, shapes
 from .construct import eye, ones, random_matrix, random_tensor, zeros
 from .contraction import ContractionPlan
 from .cross import CrossInfo, apply, cross, quadrature
@@ -23,6 +23,8 @@ from .io import load, save
 from .matrix import TTMatrix
 from .ops import dot, kron, log_dot, log_norm, norm, orthogonalize, round
 from .shapes import balanced_modes, factorize
+from .solvers import EigInfo, SolveInfo, eigsh, solve
+from .solvers.products import ProductInfo, hadamard, matmul, matvec
 from .tensor import TTTensor
 
 __version__ = "0.1.0"  # the only place of the version: pyproject.toml reads it from here
@@ -52,6 +54,15 @@ __all__ = [
     "apply",
     "quadrature",
     "CrossInfo",
+    "matvec",
+    "matmul",
+    "hadamard",
+    "ProductInfo",
+    "solve",
+    "eigsh",
+    "SolveInfo",
+    "EigInfo",
+    "qtt",
     "TTError",
     "ShapeError",
     "RankError",

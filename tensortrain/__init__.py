@@ -4,7 +4,8 @@
 This module never imports CuPy: the backend is decided by the arrays you pass.
 """
 
-from . import contraction, errors, qtt, shapes
+from . import contraction, errors, qtt, riemannian, shapes
+from .completion import CompletionInfo, complete
 from .construct import eye, ones, random_matrix, random_tensor, zeros
 from .contraction import ContractionPlan
 from .cross import CrossInfo, apply, cross, quadrature
@@ -62,7 +63,10 @@ __all__ = [
     "eigsh",
     "SolveInfo",
     "EigInfo",
+    "complete",
+    "CompletionInfo",
     "qtt",
+    "riemannian",
     "TTError",
     "ShapeError",
     "RankError",

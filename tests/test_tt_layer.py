@@ -128,3 +128,40 @@ def test_state_dict_round_trip():
     x = np.random.default_rng(0).standard_normal((3, 12)).astype(np.float32)
     np.testing.assert_array_equal(a.forward(x), b.forward(x))
     assert isinstance(a.weight, tt.TTMatrix)
+
+
+def test_init_long_train_does_not_overflow():
+    # d = 400 at rank 8: the product of the ranks (about 8^399) is beyond the float range, so
+    # the per-core standard deviation has to be worked out in logs
+    d = 400
+    layer = TTLinear(2**d, 2**d, 8, in_modes=(2,) * d, out_modes=(2,) * d, bias=False,
+                     dtype=np.float64, rng=0)
+    r = layer.ranks
+    assert r[0] == r[-1] == 1 and max(r) == 8 and len(r) == d + 1
+    entries = np.concatenate([to_numpy(p.data).ravel() for p in layer.cores])
+    assert np.all(np.isfinite(entries))
+    # sigma^(2d) * prod(r) == target, i.e. log sigma^2 = (log target - sum log r) / d
+    log_var = (np.log(2.0 / (2**d + 2**d)) - sum(np.log(v) for v in r[1:d])) / d
+    np.testing.assert_allclose(entries.var(), np.exp(log_var), rtol=0.03)
+
+
+@pytest.mark.parametrize("n_in,n_out,modes", [(64, 32, ((4, 4, 4), (2, 4, 4))),
+                                              (13, 7, (None, None))])     # padded
+def test_forward_output_owns_its_memory(n_in, n_out, modes):
+    # the bias is added in place: the output must be a new array every call, never the
+    # input, a workspace array or the previous call's output
+    rng = np.random.default_rng(5)
+    layer = TTLinear(n_in, n_out, 3, in_modes=modes[0], out_modes=modes[1], dtype=np.float64,
+                     rng=0)
+    layer.bias.data[...] = rng.standard_normal(n_out)
+    x = rng.standard_normal((5, n_in))
+    x0 = x.copy()
+    y1 = layer.forward(x)
+    y1_copy = y1.copy()
+    y2 = layer.forward(x)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y1, y1_copy)
+    np.testing.assert_array_equal(y1, y2)
+    assert not np.shares_memory(y1, y2)
+    W = layer.weight.full()
+    np.testing.assert_allclose(y2, x @ W.T + layer.bias.data, atol=1e-12)

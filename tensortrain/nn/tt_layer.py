@@ -70,7 +70,9 @@ class TTLinear(Module):
         for k in range(1, d):
             r[k] = min(r[k], math.prod(sizes[:k]), math.prod(sizes[k:]))
         target = target_variance(self.init, self.in_features, self.out_features)
-        sigma = (target / math.prod(r[1:d])) ** (1.0 / (2 * d))
+        # in logs: the product of the ranks leaves the float range for long trains
+        # (rank 8 at d >= ~340), while sigma itself stays near 1
+        sigma = math.exp((math.log(target) - sum(math.log(v) for v in r[1:d])) / (2 * d))
         gen = make_rng(rng)
         cores = []
         for k in range(d):
@@ -174,7 +176,7 @@ class TTLinear(Module):
             ws = self._workspace = Workspace()
         y, ctx = matmul_forward(self.weight, x, workspace=ws)
         if self.bias is not None:
-            y = y + self.bias.data
+            y += self.bias.data     # y is a new array (never the input or workspace memory)
         self._cache = ctx
         return y
 

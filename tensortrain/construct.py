@@ -135,10 +135,23 @@ def _random_cores(sizes, ranks, rng, dtype, xp, extra_shape, std):
     d = len(sizes)
     ranks = _capped(check_ranks(ranks, d), sizes)
     per_core = std ** (1.0 / d)
+    shapes = [(ranks[k], *extra_shape[k], ranks[k + 1]) for k in range(d)]
+    scales = [per_core / math.sqrt(ranks[k + 1]) if k < d - 1 else per_core for k in range(d)]
+    return gaussian_cores(shapes, scales, rng, dtype, xp)
+
+
+def gaussian_cores(shapes, scales, rng, dtype, xp):
+    """The one random-core builder: core ``k`` of shape ``shapes[k]`` with independent
+    Gaussian entries of standard deviation ``scales[k]`` (complex: real and imaginary parts
+    each ``scales[k] / sqrt(2)``), drawn on the host from ``rng`` (a
+    :class:`numpy.random.Generator`) core after core, then moved to ``xp`` in ``dtype``.
+
+    :func:`random_tensor`, :func:`random_matrix` and ``nn.TTLinear`` differ only in the
+    scales they ask for.
+    """
+    dtype = np.dtype(dtype)
     cores = []
-    for k in range(d):
-        shape = (ranks[k], *extra_shape[k], ranks[k + 1])
-        scale = per_core / math.sqrt(ranks[k + 1]) if k < d - 1 else per_core
+    for shape, scale in zip(shapes, scales, strict=True):
         if dtype.kind == "c":
             g = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) * (scale / math.sqrt(2))
         else:

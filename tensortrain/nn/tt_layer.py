@@ -8,6 +8,7 @@ import numpy as np
 
 from .._backend import asarray, get_xp, resolve_xp
 from .._validation import as_float_array, check_eps, check_ranks
+from ..construct import gaussian_cores
 from ..contraction import Workspace
 from ..errors import ShapeError
 from ..gradients import matmul_backward, matmul_forward
@@ -73,12 +74,9 @@ class TTLinear(Module):
         # in logs: the product of the ranks leaves the float range for long trains
         # (rank 8 at d >= ~340), while sigma itself stays near 1
         sigma = math.exp((math.log(target) - sum(math.log(v) for v in r[1:d])) / (2 * d))
-        gen = make_rng(rng)
-        cores = []
-        for k in range(d):
-            c = gen.standard_normal((r[k], out_modes[k], in_modes[k], r[k + 1])) * sigma
-            cores.append(Parameter(xp.asarray(c.astype(dtype))))
-        self.cores = cores
+        shapes = [(r[k], out_modes[k], in_modes[k], r[k + 1]) for k in range(d)]
+        self.cores = [Parameter(c) for c in
+                      gaussian_cores(shapes, [sigma] * d, make_rng(rng), dtype, xp)]
         self.bias = Parameter(xp.zeros(self.out_features, dtype=dtype)) if bias else None
 
     # ---- construction from a trained dense layer ----------------------------------------

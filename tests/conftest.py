@@ -8,11 +8,8 @@ import importlib
 import numpy as np
 import pytest
 
-# to_numpy is re-exported for the test files that still write `from conftest import to_numpy`
-# (tests/test_gradients.py, test_perf_paths_matmul.py, test_tt_layer.py); new code imports the
-# helpers from tests/_helpers.py
+# helpers (host copies, tolerances, random data, finite differences) live in tests/_helpers.py
 from _helpers import HAS_CUPY
-from _helpers import to_numpy as to_numpy
 
 
 @pytest.fixture(

@@ -220,4 +220,6 @@ def test_float32_passes_the_hermitian_check_and_keeps_its_dtype():
     A = tt.TTMatrix([T[None, :, :, None]] * 3)       # Kronecker product T x T x T
     w, v = eigsh(A, eps=1e-3)
     assert v[0].dtype == np.float32
-    assert w[0] == pytest.approx(np.linalg.eigvalsh(tridiag(6))[0] ** 3, rel=1e-5)
+    # float32 round-off on the smallest of eigenvalues spread over [0.008, 55]:
+    # u ||A|| / |l| = 6e-8 * 55 / 0.008 = 4e-4
+    assert w[0] == pytest.approx(np.linalg.eigvalsh(tridiag(6))[0] ** 3, rel=2e-3)

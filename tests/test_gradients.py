@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from _helpers import central_diff, to_numpy
 
 import tensortrain as tt
 from tensortrain import gradients as G
@@ -15,15 +15,8 @@ H = 1e-6
 
 def _fd(f, arrays, k):
     """Central differences of the scalar f(arrays) with respect to arrays[k]."""
-    base = arrays[k]
-    num = np.zeros_like(base)
-    for idx in np.ndindex(base.shape):
-        plus = [a.copy() for a in arrays]
-        minus = [a.copy() for a in arrays]
-        plus[k][idx] += H
-        minus[k][idx] -= H
-        num[idx] = (f(plus) - f(minus)) / (2 * H)
-    return num
+    arrays = [a.copy() for a in arrays]
+    return central_diff(lambda: f(arrays), arrays[k], h=H)
 
 
 def _close(a, b, tol=1e-7):

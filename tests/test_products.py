@@ -8,7 +8,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import to_numpy
+from _helpers import to_numpy
 
 import tensortrain as tt
 from tensortrain import decompositions, qtt

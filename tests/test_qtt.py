@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import to_numpy
+from _helpers import to_numpy
 
 import tensortrain as tt
 from tensortrain import qtt

@@ -4,26 +4,20 @@ import warnings
 
 import numpy as np
 import pytest
+from _helpers import host_random
 
 import tensortrain as tt
 from tensortrain import _sweep
 from tensortrain.errors import ConvergenceWarning, TTError
 
 
-def _rand(rng, shape, dtype):
-    a = rng.standard_normal(shape)
-    if np.dtype(dtype).kind == "c":
-        a = a + 1j * rng.standard_normal(shape)
-    return a.astype(dtype)
-
-
 @pytest.mark.parametrize("dtype", [np.float64, np.complex128])
 @pytest.mark.parametrize("with_op", [False, True])
 def test_interfaces_give_the_sandwich_at_every_split(dtype, with_op):
     rng = np.random.default_rng(1)
-    x = tt.TTTensor([_rand(rng, s, dtype) for s in [(1, 3, 2), (2, 4, 3), (3, 2, 1)]])
-    y = tt.TTTensor([_rand(rng, s, dtype) for s in [(1, 3, 3), (3, 4, 2), (2, 2, 1)]])
-    a = tt.TTMatrix([_rand(rng, s, dtype) for s in [(1, 3, 3, 2), (2, 4, 4, 2), (2, 2, 2, 1)]])
+    x = tt.TTTensor([host_random(rng, s, dtype) for s in [(1, 3, 2), (2, 4, 3), (3, 2, 1)]])
+    y = tt.TTTensor([host_random(rng, s, dtype) for s in [(1, 3, 3), (3, 4, 2), (2, 2, 1)]])
+    a = tt.TTMatrix([host_random(rng, s, dtype) for s in [(1, 3, 3, 2), (2, 4, 4, 2), (2, 2, 2, 1)]])
     bra, ket = list(x.cores), list(y.cores)
     op = list(a.cores) if with_op else None
     if with_op:

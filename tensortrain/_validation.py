@@ -63,6 +63,31 @@ def check_positive_int(value, what: str) -> int:
     return int(value)
 
 
+def check_int(value, what: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int ``>= minimum``: the counts and caps of the iterative
+    algorithms (sweeps, kick ranks, iterations).
+
+    ``TypeError`` for anything but an integer (``bool`` and integral floats included),
+    :class:`~tensortrain.errors.TTError` below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise TTError(f"{what} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_finite_cores(cores, what: str) -> None:
+    """Raise :class:`~tensortrain.errors.TTError` naming the first core of ``cores`` that
+    holds NaN or Inf (one device synchronization for all cores)."""
+    xp = get_xp(*cores)
+    flags = to_host(xp.stack([xp.isfinite(c).all() for c in cores]))
+    bad = np.nonzero(~np.asarray(flags))[0]
+    if bad.size:
+        raise TTError(f"{what} holds NaN or Inf (in cores[{int(bad[0])}]); expected finite "
+                      f"values")
+
+
 def check_modes(modes, what="modes", allow_empty=False):
     """Return ``modes`` as a tuple of positive ints."""
     if isinstance(modes, numbers.Integral) and not isinstance(modes, bool):

@@ -47,7 +47,7 @@ from ._cross_core import (
     _rel_err,
     _tt_entries,
 )
-from ._validation import check_eps, check_float_dtype, check_max_rank, check_modes
+from ._validation import check_eps, check_float_dtype, check_max_rank, check_modes, make_rng
 from .errors import ConvergenceWarning, ModeError, ShapeError, TTError
 from .matrix import TTMatrix
 from .shapes import choose_matrix_modes
@@ -240,7 +240,7 @@ def cross(f, modes, *, eps=1e-10, max_rank=None, max_evals=None, nswp=None, rng=
     _check_arity(f, 1, "f", "an integer array (k, d) of multi-indices")
     _check_chunks(chunks, executor)
     xp = resolve_xp(xp)
-    rng = np.random.default_rng(rng)
+    rng = make_rng(rng)
     nswp = 20 if nswp is None else int(nswp)
     ev = _Evaluator(f, len(modes), dtype, xp, cache=cache, max_evals=max_evals,
                     executor=executor, chunks=chunks)

@@ -48,7 +48,7 @@ from . import _scaling
 from ._backend import get_xp, is_array, to_host
 from ._base import is_scalar
 from ._sweep import Environments
-from ._validation import as_float_array, check_finite, check_max_rank
+from ._validation import as_float_array, check_finite, check_int, check_max_rank
 from .decompositions import orthogonal_sweep
 from .errors import ConvergenceWarning, RankError, ShapeError, TTError, TTIndexError
 from .matrix import TTMatrix
@@ -929,11 +929,7 @@ def _call(fun, x):
 
 
 def _check_count(value, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where} must be an int, got {type(value).__name__} {value!r}")
-    if value < 1:
-        raise TTError(f"{where} must be at least 1, got {value}")
-    return int(value)
+    return check_int(value, where, 1)
 
 
 def _check_tol(tol, where="tol"):

@@ -216,7 +216,7 @@ def test_bad_input_is_refused_with_clear_errors():
         complete(idx, np.array([1, 2, 3]), shape, 2)
     with pytest.raises(TTError, match="NaN or Inf"):
         complete(idx, np.array([1.0, np.inf, 2.0]), shape, 2)
-    with pytest.raises(TTError, match="at least 1"):
+    with pytest.raises(TTError, match="max_iter must be >= 1, got 0"):
         complete(idx, vals, shape, 2, max_iter=0)
     with pytest.raises(TypeError, match="adapt"):
         complete(idx, vals, shape, 2, adapt=1)

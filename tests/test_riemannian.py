@@ -383,7 +383,7 @@ def test_minimize_bad_input():
         R.minimize(fun, x.full())
     with pytest.raises(TTError, match="'cg' or 'gd'"):
         R.minimize(fun, x, method="newton")
-    with pytest.raises(TTError, match="at least 1"):
+    with pytest.raises(TTError, match="max_iter must be >= 1, got 0"):
         R.minimize(fun, x, max_iter=0)
     with pytest.raises(TTError, match="step"):
         R.minimize(fun, x, step=-1.0)

@@ -18,7 +18,6 @@ overflows or underflows for any ``d``.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from dataclasses import dataclass
 
@@ -27,7 +26,7 @@ import numpy as np
 from .. import _scaling
 from .._backend import get_xp, to_host
 from .._sweep import Environments, run_sweeps
-from .._validation import check_eps, check_max_rank
+from .._validation import check_eps, check_finite_cores, check_int, check_max_rank, make_rng
 from ..decompositions import orthogonal_sweep, orthogonalize_cores, truncation_rank
 from ..errors import ConvergenceWarning, ShapeError, TTError
 from ..matrix import TTMatrix
@@ -104,16 +103,7 @@ def check_operator(A, where):
         raise ShapeError(f"{where}: A is padded (logical shape {A.shape}, modes cover "
                          f"{A.padded_shape}); build the operator on modes whose product is its "
                          f"size")
-    check_finite(A.cores, f"{where}: A")
-
-
-def check_finite(cores, what):
-    xp = get_xp(*cores)
-    flags = to_host(xp.stack([xp.isfinite(c).all() for c in cores]))
-    bad = np.nonzero(~flags)[0]
-    if bad.size:
-        raise TTError(f"{what} holds NaN or Inf (in cores[{int(bad[0])}]); expected finite "
-                      f"values")
+    check_finite_cores(A.cores, f"{where}: A")
 
 
 def check_vector(v, modes, what, where):
@@ -122,25 +112,17 @@ def check_vector(v, modes, what, where):
     if v.shape != tuple(modes):
         raise ShapeError(f"{where}: {what} must have the operator's modes {tuple(modes)}, got "
                          f"shape {v.shape}")
-    check_finite(v.cores, f"{where}: {what}")
+    check_finite_cores(v.cores, f"{where}: {what}")
 
 
 def check_count(value, name, minimum, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {name} must be an integer, got {type(value).__name__} "
-                        f"{value!r}")
-    if value < minimum:
-        raise TTError(f"{where}: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return check_int(value, f"{where}: {name}", minimum)
 
 
 def host_rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(0 if rng is None else int(rng))
-    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got "
-                    f"{type(rng).__name__}")
+    """The generator of the random start: ``rng`` as :func:`~tensortrain._validation.make_rng`
+    takes it, with ``None`` meaning seed 0 (a solve is reproducible unless asked otherwise)."""
+    return make_rng(0 if rng is None else rng)
 
 
 def random_cores(modes, rank, rng, dtype, xp):

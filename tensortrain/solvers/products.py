@@ -35,7 +35,6 @@ rounding (``benchmarks/bench_products.py`` measures the crossover).
 from __future__ import annotations
 
 import math
-import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +42,7 @@ import numpy as np
 from .. import _cores, _scaling
 from .._backend import get_xp, qr, svd, to_host
 from .._sweep import Environments, run_sweeps
-from .._validation import check_eps, check_max_rank
+from .._validation import check_eps, check_finite_cores, check_int, check_max_rank, make_rng
 from ..decompositions import orthogonal_sweep, truncation_rank
 from ..errors import ShapeError, TTError
 from ..matrix import TTMatrix, _mask_axis
@@ -97,21 +96,11 @@ class ProductInfo:
 # ---- validation -----------------------------------------------------------------------------
 
 def _check_finite(cores, what, where):
-    xp = get_xp(*cores)
-    flags = to_host(xp.stack([xp.isfinite(c).all() for c in cores]))
-    bad = np.nonzero(~flags)[0]
-    if bad.size:
-        raise TTError(f"{where}: {what} holds NaN or Inf (in cores[{int(bad[0])}]); expected "
-                      f"finite values")
+    check_finite_cores(cores, f"{where}: {what}")
 
 
 def _check_int(value, name, minimum, where):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{where}: {name} must be an integer, got {type(value).__name__} "
-                        f"{value!r}")
-    if value < minimum:
-        raise TTError(f"{where}: {name} must be >= {minimum}, got {value}")
-    return int(value)
+    return check_int(value, f"{where}: {name}", minimum)
 
 
 def _check_method(method, where):
@@ -121,12 +110,9 @@ def _check_method(method, where):
 
 
 def _host_rng(rng):
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, numbers.Integral) and not isinstance(rng, bool)):
-        return np.random.default_rng(0 if rng is None else int(rng))
-    raise TypeError(f"rng must be None, an int seed or a numpy.random.Generator, got "
-                    f"{type(rng).__name__}")
+    """The generator of the random start: ``rng`` as :func:`~tensortrain._validation.make_rng`
+    takes it, with ``None`` meaning seed 0 (a solve is reproducible unless asked otherwise)."""
+    return make_rng(0 if rng is None else rng)
 
 
 def _options(eps, max_rank, nswp, kickrank, method, d, where):

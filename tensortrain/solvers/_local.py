@@ -275,6 +275,14 @@ def solve_dense(op, rhs):
     return y.reshape(op.in_shape), 0
 
 
+
+def _start(rhs, y0):
+    """The flat right-hand side, a flat copy of the start and ``||rhs||`` (host float) of a
+    Krylov solve."""
+    b = rhs.reshape(-1)
+    return b, y0.reshape(-1).copy(), _host_norm(b)
+
+
 def gmres(op, rhs, y0, tol, maxiter, restart=20, prec=None):
     """Restarted GMRES for ``B y = rhs`` from ``y0``, to ``||B y - rhs|| <= tol ||rhs||``.
 
@@ -285,9 +293,7 @@ def gmres(op, rhs, y0, tol, maxiter, restart=20, prec=None):
     ``(y, products)``.
     """
     xp = op.xp
-    b = rhs.reshape(-1)
-    y = y0.reshape(-1).copy()
-    bnorm = _host_norm(b)
+    b, y, bnorm = _start(rhs, y0)
     if bnorm == 0:
         return xp.zeros_like(y).reshape(op.in_shape), 0
     target = tol * bnorm
@@ -361,9 +367,7 @@ def cg(op, rhs, y0, tol, maxiter):
     ``||B y - rhs|| <= tol ||rhs||``; at most ``maxiter`` products.  Returns
     ``(y, products)``."""
     xp = op.xp
-    b = rhs.reshape(-1)
-    y = y0.reshape(-1).copy()
-    bnorm = _host_norm(b)
+    b, y, bnorm = _start(rhs, y0)
     if bnorm == 0:
         return xp.zeros_like(y).reshape(op.in_shape), 0
     r = b - op.matvec(y)

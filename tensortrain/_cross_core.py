@@ -367,6 +367,37 @@ class _Cross:
     def _scale(self):
         return self.scale if self.scale > 0 else max(self.ev.scale, np.finfo(float).tiny)
 
+    # maxvol refinement ---------------------------------------------------------------------
+    def refine(self, direction):
+        """Replace the pivots of every bond by a maxvol set of its fibre matrix, keeping the
+        ranks: on a half sweep to the right ``I[k+1]`` among the rows ``I[k] x range(n_k)``
+        (given ``J[k+1]``), on one to the left ``J[k+1]`` among the columns
+        ``range(n_{k+1}) x J[k+2]`` (given ``I[k+1]``).  The sets are rebuilt in the order of
+        the half sweep, so they are nested again at its end.  Returns the number of bonds
+        whose pivots changed."""
+        changed = 0
+        for k in _bond_order(self.d, direction):
+            if direction == "right":
+                nrows = len(self.I[k]) * self.n[k]
+                t = self._block(self._rows(k, np.arange(nrows)), self.J[k + 1])
+                old = _match_rows(self._rows(k, np.arange(nrows)), self.I[k + 1])
+            else:
+                ncols = self.n[k + 1] * len(self.J[k + 2])
+                t = self._block(self.I[k + 1], self._cols(k, np.arange(ncols))).T
+                old = _match_rows(self._cols(k, np.arange(ncols)), self.J[k + 1])
+            piv = _maxvol(np.linalg.qr(t)[0], old)
+            if old is None or not np.array_equal(np.sort(piv), np.sort(old)):
+                changed += 1
+            if direction == "right":
+                a, i = np.divmod(piv, self.n[k])
+                self.Ipar[k + 1] = np.stack([a, i], axis=1)
+                self.I[k + 1] = self._rows(k, piv)
+            else:
+                j, b = np.divmod(piv, len(self.J[k + 2]))
+                self.Jpar[k + 1] = np.stack([j, b], axis=1)
+                self.J[k + 1] = self._cols(k, piv)
+        return changed
+
     # the TT -----------------------------------------------------------------------------------
     def cores(self, side):
         """The interpolating cores of the current index sets (evaluating missing fibres)."""
@@ -449,3 +480,54 @@ def _line_search(ev, modes, x, rounds=2, gain=16.0):
 
 def _random_indices(rng, modes, k):
     return np.stack([rng.integers(0, n, size=k) for n in modes], axis=1).astype(np.int64)
+
+
+def _bond_order(d, direction):
+    return range(d - 1) if direction == "right" else range(d - 2, -1, -1)
+
+
+def _match_rows(rows, wanted):
+    """Positions of the multi-indices ``wanted`` among ``rows``, or None if one is missing."""
+    pos = {key: p for p, key in enumerate(_index_keys(rows))}
+    out = [pos.get(key) for key in _index_keys(wanted)]
+    return None if any(p is None for p in out) else np.array(out, dtype=np.int64)
+
+
+def _maxvol(q, start=None, tol=1e-2, max_swaps=None):
+    """Rows of the tall ``q`` (``(m, r)``, full column rank) whose square submatrix has a
+    locally maximal volume: no entry of ``q q[piv]^{-1}`` above ``1 + tol`` in modulus.
+
+    Starts at ``start`` when it gives a nonsingular submatrix, otherwise at the rows chosen by
+    Gaussian elimination with partial pivoting; then swaps one row at a time (each swap
+    multiplies the volume by more than ``1 + tol``), at most ``max_swaps`` times
+    (default ``4 r + 16``).
+    """
+    m, r = q.shape
+    if r == 0:
+        return np.zeros(0, dtype=np.int64)
+    piv = None
+    if start is not None and len(np.unique(start)) == r:
+        sub = q[start]
+        if np.linalg.cond(sub) < 1 / np.finfo(float).eps:
+            piv = np.array(start, dtype=np.int64)
+    if piv is None:
+        res = q.copy()
+        piv = np.zeros(r, dtype=np.int64)
+        for j in range(r):
+            i = int(np.argmax(np.abs(res[:, j])))
+            piv[j] = i
+            if res[i, j] != 0:
+                res = res - np.outer(res[:, j], res[i]) / res[i, j]
+            res[i] = 0
+    cap = 4 * r + 16 if max_swaps is None else max_swaps
+    for _ in range(cap):
+        try:
+            b = np.linalg.solve(q[piv].T, q.T).T          # q q[piv]^{-1}, (m, r)
+        except np.linalg.LinAlgError:
+            break
+        flat = int(np.argmax(np.abs(b)))
+        i, j = divmod(flat, r)
+        if not abs(b[i, j]) > 1 + tol:
+            break
+        piv[j] = i
+    return piv

@@ -344,6 +344,19 @@ def _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype)
                             what="validation error / change", min_half_sweeps=1, warn=False)
     if bar is not None:
         bar.close()
+    order = os.environ.get("HC2_REFINE", "")
+    if order and res.reason == "tolerance":
+        try:
+            for ch in order:
+                cx.refine({"L": "left", "R": "right"}[ch])
+            cs = cx.cores("left")
+            x_new = TTTensor._trusted(cs)
+            state["x"], state["cores"] = x_new, cs
+            verrs.append(verr_of(cs))
+            ranks.append(x_new.ranks)
+            evals.append(ev.total)
+        except _BudgetExhausted:
+            pass
     x = state["x"]
     verr = verrs[-1]
     if res.reason == "tolerance":

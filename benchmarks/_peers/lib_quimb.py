@@ -113,7 +113,7 @@ def case_norm(inp):
     return (lambda: a.norm()), (lambda v: {"value": v}), "a.norm() (contracts <a|a>)"
 
 
-def _matvec(inp, w, x):
+def matvec(inp, w, x):
     mpo = _mpo(inp.cores(w))
     X = inp[x]
     in_modes = tuple(c.shape[2] for c in inp.cores(w))
@@ -128,22 +128,6 @@ def _matvec(inp, w, x):
         return out.data.reshape(X.shape[0], -1)
 
     return fn, (lambda y: {"y": y}), "(mpo & Tensor(X)).contract(output_inds=...)"
-
-
-def case_matvec_fc6_b1(inp):
-    return _matvec(inp, "fc6__W", "fc6__X1")
-
-
-def case_matvec_fc6_b100(inp):
-    return _matvec(inp, "fc6__W", "fc6__X100")
-
-
-def case_matvec_1024_b256(inp):
-    return _matvec(inp, "m1024__W", "m1024__X256")
-
-
-def case_tiny_matvec(inp):
-    return _matvec(inp, "tiny__W", "tiny__X")
 
 
 def case_tiny_dot(inp):

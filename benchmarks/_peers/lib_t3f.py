@@ -85,26 +85,14 @@ def case_norm(inp):
         "frobenius_norm(a, epsilon=0) (QR sweep)"
 
 
-def _matvec(inp, w, x):
+def matvec(inp, w, x):
     W = _tt(inp.cores(w))
     X = tf.constant(inp[x])
     return (lambda: tf.transpose(t3f.matmul(W, tf.transpose(X)))), (lambda y: {"y": y}), \
         "tf.transpose(t3f.matmul(W, tf.transpose(X)))"
 
 
-def case_matvec_fc6_b1(inp):
-    return _matvec(inp, "fc6__W", "fc6__X1")
-
-
-def case_matvec_fc6_b100(inp):
-    return _matvec(inp, "fc6__W", "fc6__X100")
-
-
-def case_matvec_1024_b256(inp):
-    return _matvec(inp, "m1024__W", "m1024__X256")
-
-
-def _layer(inp, w, x, g):
+def layer(inp, w, x, g):
     cores = [tf.Variable(c) for c in inp.cores(w)]
     X = tf.Variable(inp[x])
     G = tf.constant(inp[g])
@@ -119,18 +107,6 @@ def _layer(inp, w, x, g):
 
     return fn, (lambda o: {"y": o[0], "dx": o[1], "dcores": o[2]}), \
         "tf.GradientTape through t3f.matmul with tf.Variable cores (KerasDense needs np.int)"
-
-
-def case_layer_fc6_b100(inp):
-    return _layer(inp, "fc6__W", "fc6__X100", "fc6__G100")
-
-
-def case_layer_1024_b256(inp):
-    return _layer(inp, "m1024__W", "m1024__X256", "m1024__G256")
-
-
-def case_tiny_matvec(inp):
-    return _matvec(inp, "tiny__W", "tiny__X")
 
 
 def case_tiny_dot(inp):

@@ -99,7 +99,7 @@ def _layer_obj(torch, tltorch, cores):
     return layer
 
 
-def _matvec(inp, w, x):
+def matvec(inp, w, x):
     torch, tltorch = _torch()
     layer = _layer_obj(torch, tltorch, inp.cores(w))
     X = torch.from_numpy(inp[x])
@@ -112,19 +112,7 @@ def _matvec(inp, w, x):
         "tensorly-torch FactorizedLinear(blocktt, factorized) under torch.no_grad()"
 
 
-def case_matvec_fc6_b1(inp):
-    return _matvec(inp, "fc6__W", "fc6__X1")
-
-
-def case_matvec_fc6_b100(inp):
-    return _matvec(inp, "fc6__W", "fc6__X100")
-
-
-def case_matvec_1024_b256(inp):
-    return _matvec(inp, "m1024__W", "m1024__X256")
-
-
-def _layer(inp, w, x, g):
+def layer(inp, w, x, g):
     torch, tltorch = _torch()
     layer = _layer_obj(torch, tltorch, inp.cores(w))
     X = torch.from_numpy(inp[x]).clone().requires_grad_(True)
@@ -139,18 +127,6 @@ def _layer(inp, w, x, g):
 
     return fn, (lambda o: {"y": o[0], "dx": o[1], "dcores": o[2]}), \
         "tensorly-torch FactorizedLinear(factorization='blocktt', implementation='factorized')"
-
-
-def case_layer_fc6_b100(inp):
-    return _layer(inp, "fc6__W", "fc6__X100", "fc6__G100")
-
-
-def case_layer_1024_b256(inp):
-    return _layer(inp, "m1024__W", "m1024__X256", "m1024__G256")
-
-
-def case_tiny_matvec(inp):
-    return _matvec(inp, "tiny__W", "tiny__X")
 
 
 def case_tiny_from_dense(inp):

@@ -55,25 +55,13 @@ def case_norm(inp):
 
 
 # ---- TT-matrix x dense (float32) -------------------------------------------------------------
-def _matvec(inp, w, x):
+def matvec(inp, w, x):
     W = tt.TTMatrix(inp.cores(w))
     X = inp[x]
     return (lambda: X @ W.T), (lambda y: {"y": y}), "X @ W.T (contraction plan)"
 
 
-def case_matvec_fc6_b1(inp):
-    return _matvec(inp, "fc6__W", "fc6__X1")
-
-
-def case_matvec_fc6_b100(inp):
-    return _matvec(inp, "fc6__W", "fc6__X100")
-
-
-def case_matvec_1024_b256(inp):
-    return _matvec(inp, "m1024__W", "m1024__X256")
-
-
-def _layer(inp, w, x, g):
+def layer(inp, w, x, g):
     cores = inp.cores(w)
     X, G = inp[x], inp[g]
     out_modes = [c.shape[1] for c in cores]
@@ -94,19 +82,7 @@ def _layer(inp, w, x, g):
         "tensortrain.nn.TTLinear (bias=False): forward, backward(G) (hand-written VJP)"
 
 
-def case_layer_fc6_b100(inp):
-    return _layer(inp, "fc6__W", "fc6__X100", "fc6__G100")
-
-
-def case_layer_1024_b256(inp):
-    return _layer(inp, "m1024__W", "m1024__X256", "m1024__G256")
-
-
 # ---- per-call cost on tiny objects (float64) ---------------------------------------------------
-def case_tiny_matvec(inp):
-    return _matvec(inp, "tiny__W", "tiny__X")
-
-
 def case_tiny_dot(inp):
     a, b = tt.TTTensor(inp.cores("tiny__a")), tt.TTTensor(inp.cores("tiny__b"))
     return (lambda: tt.dot(a, b)), (lambda v: {"value": v}), "tt.dot(a, b)"

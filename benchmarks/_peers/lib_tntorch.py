@@ -88,7 +88,7 @@ def _ttm_transposed(cores, requires_grad=False):
         [c.shape[3] for c in cores[:-1]]
 
 
-def _matvec(inp, w, x):
+def matvec(inp, w, x):
     leaves, in_modes, out_modes, ranks = _ttm_transposed(inp.cores(w))
     Wt = tn.TTMatrix(leaves, ranks=ranks, input_dims=in_modes, output_dims=out_modes)
     X = T(inp[x])
@@ -96,19 +96,7 @@ def _matvec(inp, w, x):
         "tn.tt_multiply(TTMatrix of W.T, X)"
 
 
-def case_matvec_fc6_b1(inp):
-    return _matvec(inp, "fc6__W", "fc6__X1")
-
-
-def case_matvec_fc6_b100(inp):
-    return _matvec(inp, "fc6__W", "fc6__X100")
-
-
-def case_matvec_1024_b256(inp):
-    return _matvec(inp, "m1024__W", "m1024__X256")
-
-
-def _layer(inp, w, x, g):
+def layer(inp, w, x, g):
     leaves, in_modes, out_modes, ranks = _ttm_transposed(inp.cores(w), requires_grad=True)
     X = T(inp[x]).clone().requires_grad_(True)
     G = T(inp[g])
@@ -124,18 +112,6 @@ def _layer(inp, w, x, g):
 
     return fn, (lambda o: {"y": o[0], "dx": o[1], "dcores": o[2]}), \
         "no layer class: torch autograd through tn.tt_multiply with leaf cores"
-
-
-def case_layer_fc6_b100(inp):
-    return _layer(inp, "fc6__W", "fc6__X100", "fc6__G100")
-
-
-def case_layer_1024_b256(inp):
-    return _layer(inp, "m1024__W", "m1024__X256", "m1024__G256")
-
-
-def case_tiny_matvec(inp):
-    return _matvec(inp, "tiny__W", "tiny__X")
 
 
 def case_tiny_dot(inp):

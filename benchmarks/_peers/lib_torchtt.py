@@ -69,7 +69,7 @@ def case_norm(inp):
     return (lambda: a.norm()), (lambda v: {"value": v}), "a.norm() (QR sweep)"
 
 
-def _matvec(inp, w, x):
+def matvec(inp, w, x):
     W = _tt(inp.cores(w))
     X = T(inp[x])
     shape = (X.shape[0],) + tuple(W.N)
@@ -80,19 +80,7 @@ def _matvec(inp, w, x):
     return fn, (lambda y: {"y": y}), "TT-matrix @ X.reshape(B, *col_modes)"
 
 
-def case_matvec_fc6_b1(inp):
-    return _matvec(inp, "fc6__W", "fc6__X1")
-
-
-def case_matvec_fc6_b100(inp):
-    return _matvec(inp, "fc6__W", "fc6__X100")
-
-
-def case_matvec_1024_b256(inp):
-    return _matvec(inp, "m1024__W", "m1024__X256")
-
-
-def _layer(inp, w, x, g):
+def layer(inp, w, x, g):
     cores = inp.cores(w)
     out_modes = [c.shape[1] for c in cores]
     in_modes = [c.shape[2] for c in cores]
@@ -116,18 +104,6 @@ def _layer(inp, w, x, g):
 
     return fn, (lambda o: {"y": o[0], "dx": o[1], "dcores": o[2]}), \
         "torchtt.nn.LinearLayerTT (its bias frozen at 0), torch autograd"
-
-
-def case_layer_fc6_b100(inp):
-    return _layer(inp, "fc6__W", "fc6__X100", "fc6__G100")
-
-
-def case_layer_1024_b256(inp):
-    return _layer(inp, "m1024__W", "m1024__X256", "m1024__G256")
-
-
-def case_tiny_matvec(inp):
-    return _matvec(inp, "tiny__W", "tiny__X")
 
 
 def case_tiny_dot(inp):

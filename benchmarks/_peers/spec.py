@@ -20,6 +20,10 @@ class Case:
     title: str       # the operation column of the tables
     dtype: str
     detail: str      # one line: what exactly is computed
+    #: for the product and layer cases: the adapter function that runs them (``matvec`` or
+    #: ``layer``) and the input arrays it is given (weight, input, output gradient)
+    kind: str = ""
+    inputs: tuple = ()
 
 
 CASES = [
@@ -32,17 +36,23 @@ CASES = [
     Case("norm", "norm", "norm (8,)^20 r30", "float64",
          "random TT of rank 30; error vs an extended-precision Gram sweep"),
     Case("matvec_fc6_b1", "matvec", "X @ W.T fc6, batch 1", "float32",
-         "25088 -> 4096, modes (4,)^6 x (2,7,8,8,7,4), ranks 4; error vs float64"),
+         "25088 -> 4096, modes (4,)^6 x (2,7,8,8,7,4), ranks 4; error vs float64",
+         kind="matvec", inputs=('fc6__W', 'fc6__X1')),
     Case("matvec_fc6_b100", "matvec", "X @ W.T fc6, batch 100", "float32",
-         "as above, batch 100"),
+         "as above, batch 100",
+         kind="matvec", inputs=('fc6__W', 'fc6__X100')),
     Case("matvec_1024_b256", "matvec", "X @ W.T 1024^2 r8, batch 256", "float32",
-         "1024 -> 1024, modes (4,8,8,4)^2, ranks 8; error vs float64"),
+         "1024 -> 1024, modes (4,8,8,4)^2, ranks 8; error vs float64",
+         kind="matvec", inputs=('m1024__W', 'm1024__X256')),
     Case("layer_fc6_b100", "layer", "TT layer fwd+bwd fc6, batch 100", "float32",
-         "y = X @ W.T, grads of sum(y * G) w.r.t. the cores and X; max error of y, dX, dcores"),
+         "y = X @ W.T, grads of sum(y * G) w.r.t. the cores and X; max error of y, dX, dcores",
+         kind="layer", inputs=('fc6__W', 'fc6__X100', 'fc6__G100')),
     Case("layer_1024_b256", "layer", "TT layer fwd+bwd 1024^2 r8, b 256", "float32",
-         "as above for the 1024x1024 rank-8 layer, batch 256"),
+         "as above for the 1024x1024 rank-8 layer, batch 256",
+         kind="layer", inputs=('m1024__W', 'm1024__X256', 'm1024__G256')),
     Case("tiny_matvec", "tiny", "tiny: X @ W.T (batch 1)", "float64",
-         "64x64 TT-matrix, modes (2,)^6 x (2,)^6, ranks 2"),
+         "64x64 TT-matrix, modes (2,)^6 x (2,)^6, ranks 2",
+         kind="matvec", inputs=('tiny__W', 'tiny__X')),
     Case("tiny_dot", "tiny", "tiny: dot(a, b)", "float64", "(2,)^6, ranks 2"),
     Case("tiny_norm", "tiny", "tiny: norm(a)", "float64", "(2,)^6, ranks 2"),
     Case("tiny_round", "tiny", "tiny: (a + a).round()", "float64",

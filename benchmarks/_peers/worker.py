@@ -95,6 +95,20 @@ def _as_numpy(x):
     return np.asarray(x)
 
 
+def _builder(adapter, case_id):
+    """The adapter's ``case_<id>(inputs)``, or for a product or layer case its ``matvec`` /
+    ``layer`` function bound to the case's input arrays (named once, in ``spec.CASES``);
+    None when the library provides neither."""
+    fn = getattr(adapter, f"case_{case_id}", None)
+    if fn is not None:
+        return fn
+    case = spec.CASE_BY_ID[case_id]
+    generic = getattr(adapter, case.kind, None) if case.kind else None
+    if generic is None:
+        return None
+    return lambda inp: generic(inp, *case.inputs)
+
+
 def _save_outputs(case_id, result, arrays, record):
     for key, val in result.items():
         if key == "value":
@@ -151,7 +165,7 @@ def main(argv=None):
     for case_id in args.cases.split(","):
         rec = {"status": "ok"}
         doc["cases"][case_id] = rec
-        builder = getattr(adapter, f"case_{case_id}", None)
+        builder = _builder(adapter, case_id)
         if builder is None:
             rec.update(status="n/a", reason=adapter.NOT_AVAILABLE.get(
                 case_id, "not provided by the library"))

@@ -25,25 +25,9 @@ def tridiag(n, a=2.0, b=-1.0):
 
 
 def kron_sum(mats, xp=np):
-    """``sum_k I x .. x T_k x .. x I`` as a rank-2 TTMatrix."""
-    d = len(mats)
-    cores = []
-    for k, t in enumerate(mats):
-        n = t.shape[0]
-        eye = np.eye(n, dtype=t.dtype)
-        if d == 1:
-            c = t[None, :, :, None]
-        elif k == 0:
-            c = np.stack([t, eye], axis=-1)[None]
-        elif k == d - 1:
-            c = np.stack([eye, t], axis=0)[..., None]
-        else:
-            c = np.zeros((2, n, n, 2), dtype=t.dtype)
-            c[0, :, :, 0] = eye
-            c[1, :, :, 0] = t
-            c[1, :, :, 1] = eye
-        cores.append(xp.asarray(c))
-    return tt.TTMatrix(cores)
+    """``sum_k I x .. x T_k x .. x I`` as a rank-2 TTMatrix (``tt.qtt.kron_sum`` of one-core
+    operators; that construction is checked against dense Kronecker sums in test_qtt.py)."""
+    return tt.qtt.kron_sum([tt.TTMatrix([xp.asarray(t[None, :, :, None])]) for t in mats])
 
 
 def site(m):

@@ -259,6 +259,15 @@ class RunMonitor:
         return {"wall_s": time.perf_counter() - self.t0,
                 "background_cpu": background_cpu(self.start, _cpu_snapshot())}
 
+    def report(self, t_start):
+        """Print the run's wall time (since ``t_start``) and background CPU; returns
+        ``(summary, wall)``."""
+        run = self.summary()
+        wall = time.perf_counter() - t_start
+        print(f"wall time {wall:.1f} s; other processes used {fmt_bg(run['background_cpu'])} "
+              f"of the CPUs over the run")
+        return run, wall
+
 
 def wait_quiet(max_wait_s, threshold=0.10, window_s=1.0):
     """Wait (at most ``max_wait_s``) for a ``window_s`` with background CPU below ``threshold``.

@@ -399,10 +399,7 @@ def main(argv=None):
           "(Householder QR 2mn^2-2n^3/3, doubled when Q is formed; thin SVD by gesdd "
           "8mn^2+4n^3/3, or 6mn^2+8n^3 when m >= 1.6n; Gram matrix s^2 l of the short side "
           "s, eigensolver 4s^3/3 + 2s^2 r); GFLOP/s = estimate / best time.\n")
-    run = monitor.summary()
-    wall = time.perf_counter() - t_start
-    print(f"wall time {wall:.1f} s; other processes used {C.fmt_bg(run['background_cpu'])} "
-          f"of the CPUs over the run")
+    run, wall = monitor.report(t_start)
     if not args.no_json:
         path = C.write_results(C.result_name("bench_decompositions", args),
                                {"gemm": rates, "rows": results,

@@ -307,10 +307,7 @@ def main(argv=None):
         for n in notes:
             print("  " + n)
         print()
-    run = monitor.summary()
-    wall = time.perf_counter() - t_start
-    print(f"wall time {wall:.1f} s; other processes used {C.fmt_bg(run['background_cpu'])} "
-          f"of the CPUs over the run")
+    run, wall = monitor.report(t_start)
     if not args.no_json:
         path = C.write_results(C.result_name("bench_matvec", args),
                                {"gemm": rates, "rows": results, "notes": notes,

@@ -558,10 +558,7 @@ def main(argv=None):
         print(markdown(err_headers, err_rows))
         print()
 
-    run = monitor.summary()
-    wall = time.perf_counter() - t_start
-    print(f"wall time {wall:.1f} s; other processes used {C.fmt_bg(run['background_cpu'])} "
-          f"of the CPUs over the run")
+    run, wall = monitor.report(t_start)
     if not args.no_json:
         args.device = "numpy"            # for C.result_name
         libraries = {}

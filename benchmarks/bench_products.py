@@ -152,10 +152,7 @@ def main(argv=None):
     print(f"structured rows: AMEn faster at rank products {faster}, slower at {slower}; "
           f"method='auto' switches to AMEn above max_k m_k n_k (R_k r_k)^3 = "
           f"EXACT_MAX_WORK = {EXACT_MAX_WORK}")
-    run = monitor.summary()
-    wall = time.perf_counter() - t_start
-    print(f"wall time {wall:.1f} s; other processes used {C.fmt_bg(run['background_cpu'])} "
-          f"of the CPUs over the run")
+    run, _ = monitor.report(t_start)
     if not args.no_json:
         path = C.write_results(C.result_name("bench_products", args),
                                {"L": L, "exact_max_work": EXACT_MAX_WORK, "rows": results,

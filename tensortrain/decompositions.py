@@ -29,8 +29,10 @@ their measured costs are in ``docs/performance.md``):
 
 An unfolding with nothing to discard and ``p <= q`` is kept as it is (an identity core), not
 rotated by its singular vectors.  Rounding sweeps with Householder QR (right to left), then,
-left to right, takes a QR of each core matrix and the singular values of its small ``R``;
-singular vectors are formed only where a bond is cut.
+left to right, first tries to certify from a Cholesky factorization of the bond's Gram matrix
+that nothing is cut (the core is then kept as it is), and otherwise takes a QR of the core
+matrix and the singular values of its small ``R``; singular vectors are formed only where a
+bond is cut (:func:`round_cores`).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from ._backend import (
     frobenius_norm,
     get_xp,
     gram,
+    is_positive_definite,
     matmul,
     pivoted_cholesky,
     qr,
@@ -76,8 +79,9 @@ _LN2 = math.log(2.0)
 #: R-factor path for wide unfoldings and an SVD for the others, ``'svd'`` an SVD everywhere.
 TT_SVD_METHODS = ("auto", "gram", "qr", "svd")
 
-#: Accepted ``method`` values of :func:`round_cores`: ``'auto'``/``'qr'`` (QR, singular values
-#: of ``R``, vectors only where a bond is cut) and ``'svd'`` (a full SVD of every core matrix).
+#: Accepted ``method`` values of :func:`round_cores`: ``'auto'`` (a Gram certificate for bonds
+#: with nothing to cut, else as ``'qr'``), ``'qr'`` (QR, singular values of ``R``, vectors only
+#: where a bond is cut) and ``'svd'`` (a full SVD of every core matrix).
 ROUND_METHODS = ("auto", "qr", "svd")
 
 #: Safety factor of the Gram path, on squared quantities: a truncation is decided from Gram
@@ -551,9 +555,23 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     of the small ``R`` decide the rank (they are those of the bond's unfolding, since the
     cores on the left are left-orthogonal and those on the right right-orthogonal); ``Q`` and
     ``R`` are kept as they are where nothing is cut, and the SVD of ``R`` is formed only where
-    the bond is truncated.  ``method='svd'`` takes a full SVD of every core matrix instead
-    (the textbook algorithm; same ranks).  When ``report`` is a list, one entry per bond is
-    appended: ``'keep'`` (nothing cut), ``'cut'`` or ``'svd'``.
+    the bond is truncated.
+
+    ``method='auto'`` (NumPy arrays) first tries to *certify* that a bond has nothing to cut,
+    without any factorization: the Gram matrix ``G`` of the bond's left unfolding is carried
+    from core to core (two small GEMMs per core; the cores on the right are orthogonal, so
+    the bond's squared singular values are the eigenvalues of ``G``), and a Cholesky
+    factorization of ``G - tau I`` that succeeds proves that every singular value exceeds the
+    cut, ``tau`` being the squared cut plus a bound on the round-off of ``G`` (see
+    :func:`_keep_threshold`).  Such a bond keeps its core as it is (not made orthogonal); the
+    first bond that cannot be certified makes the kept cores before it left-orthogonal and
+    takes the QR path; after a failed certificate the next bonds are tried at intervals
+    1, 2, 4, ... (reset by a success), so a train with cuts everywhere pays for about
+    ``log2(d)`` Gram matrices.  A sum of random TTs, whose ranks are all needed, is then rounded with
+    one QR sweep instead of two.  ``method='qr'`` never certifies, and ``method='svd'`` takes
+    a full SVD of every core matrix (the textbook algorithm; same ranks).  When ``report`` is a
+    list, one entry per bond is appended: ``'gram'`` (certified, nothing cut), ``'keep'``
+    (nothing cut), ``'cut'`` or ``'svd'``.
 
     Complexity: ``O(d n r^3)`` time.
     """
@@ -569,10 +587,31 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     else:
         rel = math.exp(max(min(ref_log_norm - exp2 * _LN2, 700.0), -700.0))
     delta = eps / math.sqrt(d - 1) * rel
+    certify = method == "auto" and get_xp(out[0]) is np and first > 0
+    if certify:
+        keep_tau = _keep_threshold(out, delta, first)
+    retry_at, backoff = 0, 1
+    gram_left = None        # Gram matrix of the certified cores pending..k-1 (None: none)
+    pending = 0             # the cores pending..k-1 are certified but not orthogonal
     for k in range(d - 1):
         r0, n, r1 = out[k].shape
-        mat = out[k].reshape(r0 * n, r1)
         cap = None if max_rank is None else max_rank[k]
+        if certify and k >= retry_at and r0 * n >= r1 and (cap is None or cap >= r1):
+            gram_left = _carry_gram(gram_left, out[k])
+            if _certified(gram_left, keep_tau):
+                if report is not None:
+                    report.append("gram")
+                backoff = 1
+                continue
+            # no certificate: cuts come in runs, so the bonds after a failure are tried at
+            # exponentially growing intervals (at most ~log2(d) wasted Gram matrices per run)
+            retry_at, backoff = k + 1 + backoff, 2 * backoff
+        for j in range(pending, k):       # the certified cores before k become orthogonal
+            q, rr = qr(out[j].reshape(-1, out[j].shape[2]))
+            out[j] = q.reshape(out[j].shape)
+            out[j + 1] = _absorb_left(rr, out[j + 1])
+        r0, n, r1 = out[k].shape
+        mat = out[k].reshape(r0 * n, r1)
         if method != "svd" and r0 * n > r1:
             q, rr = qr(mat)
             # the singular values alone decide whether the bond is cut at all (a cap below
@@ -599,7 +638,46 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
         if report is not None:
             report.append(tag)
         out[k + 1] = _absorb_left(carry, out[k + 1])
+        gram_left, pending = None, k + 1
     return _scaling.apply_pow2(out, exp2, d - 1)
+
+
+def _keep_threshold(out, delta, first):
+    """``tau`` such that ``lambda_min(G) > tau`` (``G`` the computed Gram matrix of a bond's
+    left unfolding) proves that :func:`truncation_rank` keeps every singular value.
+
+    A singular value is dropped when it is at most ``delta`` or below the round-off level
+    ``8 max(shape) eps s_max`` (``s_max <= ||A||``); ``tau`` is the larger of the two,
+    squared, plus a bound on how far the computed ``G`` and the Cholesky factorization of
+    ``G - tau I`` can be off: ``8 eps ||A||^2`` times the sum of the core matrices' sizes
+    ``r0 n + r1`` over the whole train (the GEMMs that formed ``G``, the departure from
+    orthogonality of the cores on the right, and the factorization's backward error are each
+    of order ``eps`` times a dimension times ``||A||^2``).
+    """
+    dtype = out[0].dtype
+    unit = float(np.finfo(dtype).eps)
+    dims = sum(c.shape[0] * c.shape[1] + c.shape[2] for c in out)
+    widest = max(max(c.shape[0] * c.shape[1], c.shape[2]) for c in out)
+    cut = max(delta, 8.0 * widest * unit * first)
+    return cut * cut + 8.0 * unit * dims * first * first
+
+
+def _carry_gram(g, core):
+    """The Gram matrix of the left unfolding after one more core: ``C^H C`` for the first,
+    else ``sum_i C_i^H g C_i`` (two GEMMs; the core matrices ``C_i`` are ``(r0, r1)``)."""
+    r0, n, r1 = core.shape
+    tall = core.reshape(r0 * n, r1)
+    ct = tall.conj().T
+    if g is None:
+        return matmul(ct, tall)
+    return matmul(ct, matmul(g, core.reshape(r0, n * r1)).reshape(r0 * n, r1))
+
+
+def _certified(g, tau):
+    """Whether ``G - tau I`` is certified positive definite (its Cholesky factorization
+    succeeds), so that every eigenvalue of ``G`` exceeds ``tau``; ``G`` is left untouched."""
+    a = g - tau * np.eye(g.shape[0], dtype=g.dtype)
+    return bool(is_positive_definite(a))
 
 
 def _absorb_left(m, core):

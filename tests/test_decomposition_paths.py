@@ -321,10 +321,107 @@ def test_round_paths_agree(dtype):
         if "eps" in kw:
             assert err <= kw["eps"] + 1e-4 * (dtype == np.float32) + 1e-12
         np.testing.assert_allclose(err, (s - ref).norm() / s.norm(), rtol=1e-3, atol=1e-5)
-    _, report = _round(s, eps=1e-8)
+    _, report = _round(s, eps=1e-8, method="qr")
     assert "keep" in report                      # interior bonds of a random sum: nothing to cut
+    _, report = _round(s, eps=1e-8)
+    assert "gram" in report and "keep" not in report     # ... which 'auto' proves without a QR
     _, report = _round(s, eps=0.3)
     assert "cut" in report
+
+
+def _spectrum_sum(c, d=6, rng=11):
+    """``x + c y``: a rank-3 ``x`` plus a rank-2 ``y`` scaled by ``c``, so that at every interior
+    bond two singular values are of order ``c ||y||`` and can be made to straddle any cut."""
+    x = tt.random_tensor((6,) * d, 3, rng=rng)
+    y = tt.random_tensor((6,) * d, 2, rng=rng + 1)
+    return x * (1 / x.norm()) + y * (c / y.norm())
+
+
+@pytest.mark.parametrize("c", [1e-12, 1e-9, 3e-9, 1e-8, 3e-8, 1e-7, 1e-6, 1e-4, 1e-2])
+def test_round_certificate_never_keeps_what_qr_cuts(c):
+    """Across the cut (``delta = eps / sqrt(d - 1)``, about 4.5e-9 here), the certified path
+    keeps exactly the ranks of the QR path: a certificate only ever fires far above the cut,
+    where the QR path keeps everything too."""
+    s = _spectrum_sum(c)
+    eps = 1e-8
+    auto, rep = _round(s, eps=eps)
+    qr, _ = _round(s, eps=eps, method="qr")
+    svd, _ = _round(s, eps=eps, method="svd")
+    assert auto.ranks == qr.ranks == svd.ranks
+    assert (auto - s).norm() <= eps * s.norm()
+    if "gram" in rep:                             # nothing was cut where it certified
+        kept = zip(auto.ranks[1:-1], s.ranks[1:-1], rep, strict=True)
+        assert all(a == b for a, b, t in kept if t == "gram")
+    if c <= 3e-9:                                 # below the cut: c y is dropped everywhere
+        assert max(auto.ranks) == 3 and "gram" not in rep[1:-1]
+    if c >= 1e-4:                                 # far above: every interior bond certified
+        assert max(auto.ranks) == 5 and set(rep[1:-1]) == {"gram"}
+
+
+def test_round_certificate_falls_back_mid_train():
+    """Bond 3 of a random rank-5 train is inflated to rank 6 by a direction that adds nothing,
+    so it must be cut while the bonds around it certify: the certified cores before the cut
+    are made orthogonal first, the cut is the QR path's, and certification resumes after the
+    next bond that keeps everything."""
+    x = tt.random_tensor((6,) * 8, 5, rng=21)
+    cores = [c.copy() for c in x.cores]
+    cores[3] = np.concatenate([cores[3], cores[3][:, :, :1]], axis=2)            # (5, 6, 6)
+    cores[4] = np.concatenate([cores[4], np.zeros_like(cores[4][:1])], axis=0)   # (6, 6, 5)
+    z = TTTensor(cores)
+    assert z.ranks[4] == 6
+    np.testing.assert_allclose(z.full(), x.full(), rtol=0, atol=1e-12 * np.abs(x.full()).max())
+    auto, rep = _round(z, eps=1e-10)
+    qr, _ = _round(z, eps=1e-10, method="qr")
+    assert auto.ranks == qr.ranks == x.ranks
+    assert rep[:3] == ["gram"] * 3 and rep[3] == "cut"
+    assert rep[4] == "keep" and "gram" in rep[5:]      # the next bond is not tried, then again
+    assert (auto - z).norm() <= 1e-10 * z.norm()
+    left = [c.reshape(-1, c.shape[2]) for c in auto.cores[:3]]
+    for m in left:                                     # cores before the cut: orthonormal
+        np.testing.assert_allclose(m.T @ m, np.eye(m.shape[1]), atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.float32, 1e-30), (np.float32, 1e30),
+                                         (np.float64, 1e-300), (np.float64, 1e300)])
+def test_round_certificate_extreme_magnitudes(dtype, scale):
+    a = tt.random_tensor((4,) * 8, 3, rng=5, dtype=dtype)
+    b = tt.random_tensor((4,) * 8, 2, rng=6, dtype=dtype)
+    s = (a + b) * scale
+    auto, rep = _round(s, eps=1e-3 if dtype == np.float32 else 1e-10)
+    qr, _ = _round(s, eps=1e-3 if dtype == np.float32 else 1e-10, method="qr")
+    assert auto.ranks == qr.ranks and auto.ranks[2:-2] == s.ranks[2:-2]
+    ref = s.norm()
+    assert math.isfinite(ref) and ref > 0
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    assert (auto - s).norm() <= tol * ref
+    assert rep[2:-2] == ["gram"] * (len(rep) - 4)
+
+
+def test_round_certificate_d2000_and_caller_mutation():
+    """``x + y`` with ``x`` and ``y`` rank-1 and orthogonal at every site: every bond has the
+    singular values (1, 1), far above any cut, so all 1999 bonds certify at ``d = 2000``
+    (the margin grows with the summed core sizes, here 12,000 times ``eps``)."""
+    theta = np.random.default_rng(9).uniform(0, np.pi, 2000)
+    x = TTTensor([np.array([np.cos(t), np.sin(t)]).reshape(1, 2, 1) for t in theta])
+    y = TTTensor([np.array([-np.sin(t), np.cos(t)]).reshape(1, 2, 1) for t in theta])
+    s = TTTensor([c.copy() for c in (x + y).cores])
+    r, rep = _round(s, eps=1e-10)
+    assert r.ranks == s.ranks == (1,) + (2,) * 1999 + (1,)
+    assert rep == ["gram"] * 1999
+    np.testing.assert_allclose(r.norm(), math.sqrt(2), rtol=1e-12)
+    np.testing.assert_allclose(tt.dot(r, x), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(tt.dot(r, y), 1.0, rtol=1e-12)
+    before = [c.copy() for c in r.cores]
+    for c in s.cores:                             # the caller overwrites its cores afterwards
+        c[...] = 0.0
+    assert all(np.array_equal(a, b) for a, b in zip(before, r.cores, strict=True))
+    assert s.norm() == 0.0
+    # a long random chain: few bonds certify, and the ranks are the QR path's
+    a = tt.random_tensor((2,) * 2000, 2, rng=7) + tt.random_tensor((2,) * 2000, 2, rng=8)
+    r, rep = _round(a, eps=1e-10)
+    ref, _ = _round(a, eps=1e-10, method="qr")
+    assert r.ranks == ref.ranks
+    assert (r - a).norm() <= 1e-10 * a.norm()
 
 
 def test_round_rank_deficient_sum():

@@ -482,8 +482,8 @@ def test_refine_keeps_index_sets_nested_and_interpolating():
     y = tt.random_tensor(modes, ranks=3, rng=rng)
     full = y.full()
     f = lambda idx: full[tuple(idx.T)]  # noqa: E731
-    ev = cr._Evaluator(f, len(modes), np.float64, np)
-    cx = cr._Cross(ev, modes, 1e-12, None, np.random.default_rng(0), 3, np.float64)
+    ev = cr_core()._Evaluator(f, len(modes), np.float64, np)
+    cx = cr_core()._Cross(ev, modes, 1e-12, None, np.random.default_rng(0), 3, np.float64)
     cx.start(np.unravel_index(int(np.argmax(np.abs(full))), modes))
     cx.scale = float(np.abs(full).max())
     for direction in ("right", "left", "right"):

@@ -21,7 +21,8 @@ Cases
 Every TT-SVD row names the path each unfolding took (``gram``: eigenpairs of the Gram matrix
 of its short side; ``qr``: R factor of a Householder QR of a wide unfolding; ``svd``: a thin
 SVD; ``gram>qr`` a Gram attempt that fell back), and every rounding row how many bonds were
-cut (``cut``) or kept whole after a QR (``keep``).
+cut (``cut``), kept whole after a QR (``keep``) or certified to keep everything by the
+Cholesky test on their Gram matrix, without a QR (``gram``).
 
 References, timed in the same process: for the dense TT-SVDs one SVD of the first unfolding
 (``linalg.svd(full_matrices=False)``), the Gram matrices of all the unfoldings the algorithm
@@ -341,7 +342,7 @@ def main(argv=None):
             report = []
             caps = None if "max_rank" not in kw else (kw["max_rank"],) * (s.ndim - 1)
             tt.decompositions.round_cores(list(s.cores), kw.get("eps", 0.0), caps, report=report)
-            bonds = ", ".join(f"{report.count(k)} {k}" for k in ("keep", "cut", "svd")
+            bonds = ", ".join(f"{report.count(k)} {k}" for k in ("gram", "keep", "cut", "svd")
                               if report.count(k))
             flops = round_flops(modes, s.ranks, r.ranks)
             oflops = orth_flops(modes, s.ranks, "right")

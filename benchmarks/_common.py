@@ -218,7 +218,10 @@ _HZ = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def _cpu_snapshot():
-    """(busy jiffies of the whole machine, jiffies of this process, steal jiffies, wall)."""
+    """(busy jiffies of the whole machine, jiffies of this process and of its waited-for
+    children, steal jiffies, wall).  Children count as this process's own work, so that a
+    script that runs its measurements in worker processes (``bench_peers.py``) does not
+    report its own workers as background load."""
     try:
         with open("/proc/stat") as f:
             v = [int(x) for x in f.readline().split()[1:]]
@@ -226,7 +229,8 @@ def _cpu_snapshot():
         steal = v[7] if len(v) > 7 else 0
         with open("/proc/self/stat") as f:
             tail = f.read().rsplit(")", 1)[1].split()
-        own = int(tail[11]) + int(tail[12])          # utime + stime (all threads)
+        # utime + stime (all threads) + cutime + cstime (children, once waited for)
+        own = int(tail[11]) + int(tail[12]) + int(tail[13]) + int(tail[14])
     except (OSError, ValueError, IndexError):
         return None
     return busy, own, steal, time.perf_counter()

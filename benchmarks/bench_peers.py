@@ -7,6 +7,7 @@ installed are skipped with a note)::
     python benchmarks/bench_peers.py --quick         # smoke run: 2 repeats, smaller budgets
     python benchmarks/bench_peers.py --only matvec --only torchtt   # a subset
     python benchmarks/bench_peers.py --list          # the cases, groups and libraries
+    python benchmarks/bench_peers.py --rounds 3      # every library 3 times, interleaved
 
 The peers belong in a scratch virtual environment, never in the project's dependencies
 (torch is pinned to the CPU build this machine has on disk; an unpinned torch pulls a
@@ -28,7 +29,11 @@ installed peer in turn, it starts ``benchmarks/_peers/worker.py`` with the same 
 imports only its own library, builds that library's objects from the inputs, and times each
 operation (untimed warm-up calls, then the median of ``--repeats`` samples; calls under 2 ms
 are looped within a sample).  Results come back as NumPy arrays in tensortrain's core layout
-and the parent measures every error against its references.  An operation a library lacks is
+and the parent measures every error against its references.  With ``--rounds R`` the whole
+sequence of workers runs ``R`` times, in alternating order (forward, reversed, ...), so that a
+burst of load on the shared machine hits every library alike; each time is then the median of
+the rounds' medians, and the speed-up column also gives the worst round's ratio (the fastest
+peer of that round over tensortrain's time in the same round).  An operation a library lacks is
 reported as ``n/a`` with the reason, and a library's substitutions (no ``eps`` option, no
 TT-matrix SVD, no layer class, ...) are listed in the notes.
 
@@ -98,6 +103,10 @@ def parse_args(argv):
                    help="thread limit of every worker and of the dense reference (default 2)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="seconds before a worker is stopped (default 1800, 300 with --quick)")
+    p.add_argument("--rounds", type=int, default=1, metavar="R",
+                   help="run every library R times, in alternating order (forward, then "
+                        "reversed, ...); times are medians over the rounds, and the speed-up "
+                        "column gives the median and the worst round's (default 1)")
     p.add_argument("--wait-quiet", type=float, default=0.0, metavar="S",
                    help="before each timed case wait up to S seconds for other processes to "
                         "leave the CPUs idle (default 0: measure at once)")
@@ -108,6 +117,8 @@ def parse_args(argv):
                    help="keep the temporary folder (inputs, worker outputs) and print its path")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON file")
     args = p.parse_args(argv)
+    if args.rounds < 1:
+        p.error(f"--rounds must be >= 1, got {args.rounds}")
     args.repeats = args.repeats or (2 if args.quick else 7)
     args.timeout = args.timeout or (300.0 if args.quick else 1800.0)
     return args
@@ -421,11 +432,16 @@ def build_tables(case_ids, libs, results, dense, lib_status):
                 erow.append(row[-1])
         d = dense.get(case)
         row.append(C.fmt_ms(d["median"]) if d and "median" in d else "-")
+        worst = None
         if peer_best:
             row.append(f"{peer_best[0]} {C.fmt_ms(peer_best[1])}")
             speed = peer_best[1] / tt_t if tt_t else None
-            row.append("-" if not speed else f"{speed:.2f}x" if speed < 10
-                       else f"{speed:.0f}x")
+            rounds = _round_speedups(results.get(case, {}), libs)
+            worst = min(rounds) if len(rounds) > 1 else None
+            cell = "-" if not speed else _fmt_speed(speed)
+            if speed and worst is not None:
+                cell += f" (worst {_fmt_speed(worst)})"
+            row.append(cell)
         else:
             row += ["-", "-"]
             speed = None
@@ -436,14 +452,75 @@ def build_tables(case_ids, libs, results, dense, lib_status):
         summary.append({"case": case, "tensortrain_s": tt_t,
                         "fastest_peer": peer_best[0] if peer_best else None,
                         "fastest_peer_s": peer_best[1] if peer_best else None,
-                        "tensortrain_speedup": speed})
+                        "tensortrain_speedup": speed,
+                        "tensortrain_speedup_worst_round": worst})
     return time_rows, err_rows, summary
+
+
+def _fmt_speed(x):
+    return f"{x:.2f}x" if x < 10 else f"{x:.0f}x"
+
+
+def _round_speedups(by_lib, libs):
+    """Per round: the fastest peer's median of that round over tensortrain's (rounds that
+    every timed library completed)."""
+    tt_rec = by_lib.get("tensortrain")
+    if tt_rec is None or tt_rec.get("status") != "ok":
+        return []
+    tt_rounds = tt_rec["time"].get("rounds", [])
+    peers = [by_lib[n]["time"].get("rounds", []) for n in libs
+             if n != "tensortrain" and n in by_lib and by_lib[n].get("status") == "ok"]
+    if not peers:
+        return []
+    n = min([len(tt_rounds)] + [len(p) for p in peers])
+    return [min(p[i] for p in peers) / tt_rounds[i] for i in range(n) if tt_rounds[i] > 0]
 
 
 def markdown(headers, rows):
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def _run_library(name, rnd, case_ids, tmp, args, lib_status, results, ref, tt):
+    """One worker run of library ``name`` (round ``rnd``): the first round's records are kept
+    whole (errors included); later rounds add their median to ``time['rounds']``."""
+    lib = spec.LIBRARY_BY_NAME[name]
+    st = lib_status[name]
+    if st["status"] in ("skipped", "failed"):
+        if rnd == 0:
+            print(f"{name}: skipped, {st['reason']}")
+        return
+    print(f"{name}: worker started", flush=True)
+    doc, arrays = run_worker(lib, case_ids, tmp, args)
+    if rnd == 0:
+        st.update(doc)
+    if doc.get("status") != "ran":
+        st.update({"status": "failed", "reason": doc.get("reason", "")})
+        print(f"{name}: FAILED, {st['reason']}")
+        for line in doc.get("log_tail", [])[-8:]:
+            print("    " + line)
+        for case in case_ids:                 # a library that fails in any round is out
+            results[case].pop(name, None)
+        return
+    for case, rec in doc["cases"].items():
+        if rnd > 0:
+            first = results[case].get(name)
+            if first is not None and rec["status"] == "ok" and first["status"] == "ok":
+                first["time"]["rounds"].append(rec["time"]["median"])
+                first["time"]["median"] = float(np.median(first["time"]["rounds"]))
+                first["time"]["best"] = min(first["time"]["best"], rec["time"]["best"])
+            continue
+        if rec["status"] == "ok":
+            rec["time"]["rounds"] = [rec["time"]["median"]]
+            try:
+                rec["rel_err"], parts = case_error(case, rec, arrays, ref, tt)
+                if parts:
+                    rec["rel_err_parts"] = parts
+            except Exception as exc:  # noqa: BLE001 - a wrong layout is a finding
+                rec["rel_err"] = None
+                rec["error_check_failed"] = f"{type(exc).__name__}: {exc}"
+        results[case][name] = rec
 
 
 # ---- main -------------------------------------------------------------------------------------
@@ -473,7 +550,9 @@ def main(argv=None):
                                                if lib_status[n]["status"] == "skipped" else "")
                                      for n in lib_names))
     print(f"timing: median of {args.repeats} samples after warm-up, one process per library, "
-          f"{args.threads} threads (*_NUM_THREADS, threadpoolctl, torch, TensorFlow)\n")
+          f"{args.threads} threads (*_NUM_THREADS, threadpoolctl, torch, TensorFlow)"
+          + (f"; {args.rounds} rounds, medians over the rounds" if args.rounds > 1 else "")
+          + "\n")
 
     limiter = None
     try:
@@ -497,30 +576,12 @@ def main(argv=None):
     try:
         np.savez(tmp / "inputs.npz", **data)
         del data
-        for name in lib_names:
-            lib = spec.LIBRARY_BY_NAME[name]
-            st = lib_status[name]
-            if st["status"] == "skipped":
-                print(f"{name}: skipped, {st['reason']}")
-                continue
-            print(f"{name}: worker started", flush=True)
-            doc, arrays = run_worker(lib, case_ids, tmp, args)
-            st.update(doc)
-            if st["status"] != "ran":
-                print(f"{name}: FAILED, {st['reason']}")
-                for line in st.get("log_tail", [])[-8:]:
-                    print("    " + line)
-                continue
-            for case, rec in doc["cases"].items():
-                if rec["status"] == "ok":
-                    try:
-                        rec["rel_err"], parts = case_error(case, rec, arrays, ref, tt)
-                        if parts:
-                            rec["rel_err_parts"] = parts
-                    except Exception as exc:  # noqa: BLE001 - a wrong layout is a finding
-                        rec["rel_err"] = None
-                        rec["error_check_failed"] = f"{type(exc).__name__}: {exc}"
-                results[case][name] = rec
+        for rnd in range(args.rounds):
+            order = lib_names if rnd % 2 == 0 else lib_names[::-1]
+            if args.rounds > 1:
+                print(f"-- round {rnd + 1} of {args.rounds}: {', '.join(order)}")
+            for name in order:
+                _run_library(name, rnd, case_ids, tmp, args, lib_status, results, ref, tt)
     finally:
         if args.keep:
             print(f"kept {tmp}")
@@ -572,6 +633,7 @@ def main(argv=None):
             "summary": summary,
             "threads": args.threads,
             "repeats": args.repeats,
+            "rounds": args.rounds,
             "wall_s": wall,
             "background_cpu": run["background_cpu"],
         }

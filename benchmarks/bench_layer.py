@@ -23,6 +23,11 @@ Cases
   beforehand: the floor for Python code), and against one NumPy product with the dense
   matrix.
 
+With ``--device cupy`` everything runs on the GPU (timed with a device synchronization after
+each call), and the ``fc6`` and ``1024`` cases also time a dense layer of the same sizes on
+the device (``X @ Wd.T + b``, and its forward + backward: ``dy @ Wd``, ``dy^T X``,
+``sum(dy)``), the reference a TT layer has to beat there.
+
 Times are the best of interleaved samples (see ``_common.time_many``); the 'bg cpu' column
 is the share of the CPUs other processes used meanwhile.  Nothing is asserted.
 """
@@ -157,14 +162,15 @@ def load_package(path, name):
     return mod
 
 
-def layer_fns(pkg, spec, rng_seed=0):
-    """``(X @ W.T, forward, forward + backward)`` callables of one package for one case."""
+def layer_fns(pkg, spec, backend, rng_seed=0):
+    """``(X @ W.T, forward, forward + backward)`` callables of one package for one case, on
+    the backend's arrays."""
     _, nin, nout, in_modes, out_modes, rank, dtype, batch = spec
     layer = pkg.nn.TTLinear(nin, nout, rank, in_modes=in_modes, out_modes=out_modes,
-                            dtype=dtype, rng=rng_seed)
+                            dtype=dtype, rng=rng_seed, xp=backend.name)
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((batch, nin)).astype(dtype)
-    dy = rng.standard_normal((batch, nout)).astype(dtype)
+    X = backend.asarray(rng.standard_normal((batch, nin)).astype(dtype))
+    dy = backend.asarray(rng.standard_normal((batch, nout)).astype(dtype))
     W = layer.weight
 
     def product():
@@ -186,8 +192,8 @@ def hand_fns(layer, X, dy):
     cores = [p.data for p in layer.cores]
     bias = layer.bias.data
     steps = hand_program(layer.weight, X.shape[0])
-    grads = [np.zeros_like(c) for c in cores]
-    gbias = np.zeros_like(bias)
+    grads = [c * 0 for c in cores]                  # zeros on the cores' backend
+    gbias = bias * 0
 
     def product():
         return hand_forward(steps, cores, X)
@@ -202,16 +208,37 @@ def hand_fns(layer, X, dy):
     return product, forward_backward
 
 
-def check(layer, X, dy, fns, hand):
-    """Results of the library and of the hand-written loop against dense NumPy."""
-    Wd = layer.weight.full().astype(np.float64)
-    X64, dy64 = X.astype(np.float64), dy.astype(np.float64)
+def check(layer, X, dy, fns, hand, backend):
+    """Results of the library and of the hand-written loop against dense NumPy (float64, on
+    the host)."""
+    Wd = backend.to_host(layer.weight.full()).astype(np.float64)
+    X64, dy64 = backend.to_host(X).astype(np.float64), backend.to_host(dy).astype(np.float64)
     ref_y, ref_dx = X64 @ Wd.T, dy64 @ Wd
     errs = {}
     for label, got, ref in (("X @ W.T", fns[0](), ref_y), ("hand", hand[0](), ref_y),
                             ("dx", fns[2](), ref_dx), ("hand dx", hand[1](), ref_dx)):
+        got = backend.to_host(got)
         errs[label] = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-300))
     return errs
+
+
+def dense_fns(layer, X, dy):
+    """A dense layer of the same sizes on the same backend: ``X @ Wd.T + b`` and its forward
+    + backward (``dx = dy @ Wd``, ``dWd = dy^T X``, ``db = sum(dy)``): the reference a TT
+    layer has to beat on a GPU."""
+    Wd = layer.weight.full()
+    b = layer.bias.data
+
+    def forward():
+        return X @ Wd.T + b
+
+    def forward_backward():
+        X @ Wd.T + b
+        dy.T @ X
+        dy.sum(axis=0)
+        return dy @ Wd
+
+    return forward, forward_backward
 
 
 def main():
@@ -225,6 +252,7 @@ def main():
 
     env = C.environment()
     C.print_environment(env)
+    backend = C.Backend(args.device)
     other = load_package(args.compare, "tensortrain_compare") if args.compare else None
     repeats = args.repeats or (3 if args.quick else 9)
     wanted = set(args.cases.split(",")) if args.cases else None
@@ -233,20 +261,23 @@ def main():
         name, batch = spec[0], spec[7]
         if wanted and name not in wanted:
             continue
-        layer, X, dy, fns = layer_fns(tt, spec)
+        layer, X, dy, fns = layer_fns(tt, spec, backend)
         hand = hand_fns(layer, X, dy)
-        errs = check(layer, X, dy, fns, hand)
+        errs = check(layer, X, dy, fns, hand, backend)
         timed = list(fns) + list(hand)
         labels = ["X @ W.T", "forward", "forward+backward", "hand X @ W.T", "hand fwd+bwd"]
         if other is not None:
-            _, _, _, ofns = layer_fns(other, spec)
+            _, _, _, ofns = layer_fns(other, spec, backend)
             timed += list(ofns)
             labels += ["compare: X @ W.T", "compare: forward", "compare: forward+backward"]
         if name == "tiny":
             Wd = layer.weight.full()
             timed.append(lambda Wd=Wd, X=X: X @ Wd.T)
             labels.append("dense NumPy X @ Wd.T")
-        res = C.time_many(timed, repeats=repeats, quiet_s=args.wait_quiet)
+        elif backend.name == "cupy":        # the dense layer on the device (fc6: 411 MB)
+            timed += list(dense_fns(layer, X, dy))
+            labels += ["dense forward", "dense fwd+bwd"]
+        res = C.time_many(timed, repeats=repeats, sync=backend.sync, quiet_s=args.wait_quiet)
         t = {lab: r["best"] for lab, r in zip(labels, res)}
         row = {"case": name, "batch": batch, "dtype": np.dtype(spec[6]).name,
                "times_s": t, "errors": errs, "bg_cpu": res[0]["background_cpu"],
@@ -267,8 +298,13 @@ def main():
             print(line)
         print(f"  X @ W.T / hand loop             {t['X @ W.T'] / t['hand X @ W.T']:.2f}x")
         print(f"  forward+backward / hand loop    {t['forward+backward'] / t['hand fwd+bwd']:.2f}x")
+        if "dense fwd+bwd" in t:
+            print(f"  dense fwd+bwd / TT fwd+bwd     "
+                  f"{t['dense fwd+bwd'] / t['forward+backward']:.2f}x (above 1x the TT layer is "
+                  f"faster)")
         print("  max relative errors vs dense float64: "
               + ", ".join(f"{k} {v:.1e}" for k, v in errs.items()))
+        backend.free()
     if not args.no_json:
         print("wrote", C.write_results(C.result_name("bench_layer", args), {"rows": rows}, env,
                                        args))

@@ -13,6 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
+pytest.importorskip("hypothesis")    # the GPU image has no hypothesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

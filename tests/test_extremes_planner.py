@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 from _helpers import central_diff
+
+pytest.importorskip("hypothesis")    # the GPU image has no hypothesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

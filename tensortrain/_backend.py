@@ -460,8 +460,9 @@ def is_positive_definite(g):
     overwritten), or None where this cannot be asked cheaply (CuPy arrays).
 
     A successful Cholesky factorization is a certificate: the computed factor is the exact
-    factor of ``g + E`` with ``||E||_2 <= c (n + 1) u ||g||_2`` (Demmel; ``c`` a small
-    constant), so ``lambda_min(g) >= -c (n + 1) u ||g||_2``.  A failure says nothing more
+    factor of ``g + E`` with ``||E||_2 <= n gamma_{n+1} ||g||_2``, ``gamma_k = k u / (1 - k u)``
+    (Higham, *Accuracy and Stability of Numerical Algorithms*, Thm. 10.5), so
+    ``lambda_min(g) >= -n gamma_{n+1} ||g||_2``.  A failure says nothing more
     than that ``g`` is not safely positive definite.  ``O(n^3 / 3)``, no vectors formed.
     """
     if _is_cupy_array(g):

@@ -565,9 +565,11 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     cut, ``tau`` being the squared cut plus a bound on the round-off of ``G`` (see
     :func:`_keep_threshold`).  Such a bond keeps its core as it is (not made orthogonal); the
     first bond that cannot be certified makes the kept cores before it left-orthogonal and
-    takes the QR path; after a failed certificate the next bonds are tried at intervals
-    1, 2, 4, ... (reset by a success), so a train with cuts everywhere pays for about
-    ``log2(d)`` Gram matrices.  A sum of random TTs, whose ranks are all needed, is then rounded with
+    takes the QR path; after a failed certificate the next 1, 2, 4, ... bonds are not tried
+    (reset by a success), so a train with cuts everywhere pays for about ``log2(d)`` Gram
+    matrices.  Where bonds are certified the result is in mixed-canonical form around one
+    core: the cores before it left-orthogonal, those after it right-orthogonal (the QR path
+    makes that centre the last core).  A sum of random TTs, whose ranks are all needed, is then rounded with
     one QR sweep instead of two.  ``method='qr'`` never certifies, and ``method='svd'`` takes
     a full SVD of every core matrix (the textbook algorithm; same ranks).  When ``report`` is a
     list, one entry per bond is appended: ``'gram'`` (certified, nothing cut), ``'keep'``
@@ -590,6 +592,9 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     certify = method == "auto" and get_xp(out[0]) is np and first > 0
     if certify:
         keep_tau = _keep_threshold(out, delta, first)
+        # no eigenvalue of G exceeds tr(G) ~ ||A||^2: at a larger tau (eps >= 1, or infinite)
+        # nothing can be certified, and tau * I would overflow
+        certify = math.isfinite(keep_tau) and keep_tau < first * first
     retry_at, backoff = 0, 1
     gram_left = None        # Gram matrix of the certified cores pending..k-1 (None: none)
     pending = 0             # the cores pending..k-1 are certified but not orthogonal
@@ -639,7 +644,9 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
             report.append(tag)
         out[k + 1] = _absorb_left(carry, out[k + 1])
         gram_left, pending = None, k + 1
-    return _scaling.apply_pow2(out, exp2, d - 1)
+    # the cores before `pending` are left-orthogonal, those after it right-orthogonal (the
+    # QR path leaves pending == d - 1): the power of two goes into the centre
+    return _scaling.apply_pow2(out, exp2, pending)
 
 
 def _keep_threshold(out, delta, first):
@@ -648,15 +655,21 @@ def _keep_threshold(out, delta, first):
 
     A singular value is dropped when it is at most ``delta`` or below the round-off level
     ``8 max(shape) eps s_max`` (``s_max <= ||A||``); ``tau`` is the larger of the two,
-    squared, plus a bound on how far the computed ``G`` and the Cholesky factorization of
-    ``G - tau I`` can be off: ``8 eps ||A||^2`` times the sum of the core matrices' sizes
-    ``r0 n + r1`` over the whole train (the GEMMs that formed ``G``, the departure from
-    orthogonality of the cores on the right, and the factorization's backward error are each
-    of order ``eps`` times a dimension times ``||A||^2``).
+    squared, plus ``8 eps ||A||^2 (sum_k r0_k (r0_k n_k + r1_k) + max_k r1_k^2)``, a
+    worst-case (normwise, up to constants of order one) bound on how far the computed ``G``
+    and the Cholesky factorization of ``G - tau I`` can be off.  The two GEMMs of core ``k``
+    err by at most about ``(r0 n + r1) eps`` times ``||C_k||_F^2 ||G|| <= r0 ||A||^2`` (the
+    cores after the centre are right-orthogonal, so ``||C_k||_F^2 = r0``), the cores on the
+    right depart from orthogonality by the same order, and a Cholesky factorization that
+    succeeds is exact for ``G - tau I`` perturbed by ``O(r1^2 eps ||G||)`` (Higham,
+    *Accuracy and Stability of Numerical Algorithms*, Thm. 10.5).  Typical errors are far
+    below this (a review measured the Gram errors some 400 times under a margin without the
+    ``r0`` factor); the margin only decides which bonds can be certified, never a rank.
     """
     dtype = out[0].dtype
     unit = float(np.finfo(dtype).eps)
-    dims = sum(c.shape[0] * c.shape[1] + c.shape[2] for c in out)
+    dims = sum(c.shape[0] * (c.shape[0] * c.shape[1] + c.shape[2]) for c in out)
+    dims += max(c.shape[2] for c in out) ** 2
     widest = max(max(c.shape[0] * c.shape[1], c.shape[2]) for c in out)
     cut = max(delta, 8.0 * widest * unit * first)
     return cut * cut + 8.0 * unit * dims * first * first
@@ -676,7 +689,8 @@ def _carry_gram(g, core):
 def _certified(g, tau):
     """Whether ``G - tau I`` is certified positive definite (its Cholesky factorization
     succeeds), so that every eigenvalue of ``G`` exceeds ``tau``; ``G`` is left untouched."""
-    a = g - tau * np.eye(g.shape[0], dtype=g.dtype)
+    a = g.copy()
+    a.flat[::g.shape[0] + 1] -= tau           # the diagonal only: no tau * I is formed
     return bool(is_positive_definite(a))
 
 

@@ -324,7 +324,9 @@ def test_round_paths_agree(dtype):
     _, report = _round(s, eps=1e-8, method="qr")
     assert "keep" in report                      # interior bonds of a random sum: nothing to cut
     _, report = _round(s, eps=1e-8)
-    assert "gram" in report and "keep" not in report     # ... which 'auto' proves without a QR
+    assert "gram" in report                      # ... which 'auto' proves without a QR
+    if dtype != np.float32:                      # (the float32 margin, ~1e-7 * dims, is wider)
+        assert "keep" not in report
     _, report = _round(s, eps=0.3)
     assert "cut" in report
 

@@ -579,8 +579,8 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     """
     _check_method(method, ROUND_METHODS)
     d = len(cores)
-    if d == 1:
-        return list(cores)
+    if d == 1:                  # nothing to truncate; a copy, never the caller's own array
+        return [cores[0].copy()]
     out, exp2, first = orthogonal_sweep(cores, "right")
     if not math.isfinite(first):
         raise TTError("cannot round a TT whose cores contain NaN or Inf")

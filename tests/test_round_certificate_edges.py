@@ -326,3 +326,10 @@ def test_all_certified_result_is_right_orthogonal_after_the_centre():
     for core in r.cores[2:]:                           # core 1 is the centre
         w = core.reshape(core.shape[0], -1)
         np.testing.assert_allclose(w @ w.T, np.eye(w.shape[0]), atol=1e-12)
+
+
+def test_d1_round_does_not_share_the_callers_core():
+    x = TTTensor([np.arange(5.0).reshape(1, 5, 1)])
+    r = x.round(1e-3)
+    x.cores[0][...] = -1.0                        # the caller overwrites its core afterwards
+    np.testing.assert_array_equal(r.cores[0].ravel(), np.arange(5.0))

@@ -104,6 +104,8 @@ def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) ->
     """
     if s_host.size == 0:
         return 1
+    if s_host.size <= _SMALL_SPECTRUM:
+        return _truncation_rank_small(s_host, delta, max_rank, shape, dtype)
     s = np.asarray(s_host, dtype=np.float64)
     top = float(s[0])
     if not top > 0:
@@ -123,8 +125,44 @@ def truncation_rank(s_host: np.ndarray, delta: float, max_rank, shape, dtype) ->
     return max(r, 1)
 
 
+#: Spectra of at most this many values take :func:`_truncation_rank_small` (plain Python
+#: floats: a few microseconds instead of a dozen NumPy calls on a tiny array).
+_SMALL_SPECTRUM = 48
+
+
+def _truncation_rank_small(s_host, delta, max_rank, shape, dtype):
+    """:func:`truncation_rank` on host floats, the same operations in the same order (the
+    tail sums from the small end, ``sqrt`` compared with ``delta / top``), so the same rank."""
+    s = [float(v) for v in np.asarray(s_host).tolist()]
+    top = s[0]
+    if not top > 0:
+        return 1
+    tol = top * _roundoff_factor(shape, dtype)
+    r = sum(1 for v in s if v > tol)
+    if delta > 0:
+        bound = delta / top
+        acc = 0.0
+        fits = None
+        for k in range(len(s) - 1, -1, -1):
+            q = s[k] / top
+            acc += q * q
+            if math.sqrt(acc) <= bound:
+                fits = k
+        if fits is not None:
+            r = min(r, fits)
+    if max_rank is not None:
+        r = min(r, int(max_rank))
+    return max(r, 1)
+
+
+_EPS_OF: dict = {}
+
+
 def _roundoff_factor(shape, dtype):
-    return 8 * max(shape) * float(np.finfo(np.dtype(dtype)).eps)
+    eps = _EPS_OF.get(dtype)
+    if eps is None:
+        eps = _EPS_OF[dtype] = float(np.finfo(np.dtype(dtype)).eps)
+    return 8 * max(shape) * eps
 
 
 def _unit_roundoff(dtype):

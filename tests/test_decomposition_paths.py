@@ -499,3 +499,29 @@ def test_backend_eigh_subsets_and_pivoted_cholesky():
     assert _backend.pivoted_cholesky(g, 1e-10, max_rank=k - 1) == (None, k)
     assert f.shape == (120, k) and k < 120
     assert np.abs(f @ f.T - g).max() <= 120 * 1e-10
+
+
+def test_truncation_rank_small_spectra_match_the_array_path(monkeypatch):
+    """Short spectra take a plain-Python path; it must give the NumPy path's rank exactly,
+    ties at the cut, zeros, huge and tiny magnitudes and caps included."""
+    rng = np.random.default_rng(5)
+    cases = 0
+    for trial in range(3000):
+        n = int(rng.integers(1, D._SMALL_SPECTRUM + 1))
+        s = np.sort(10.0 ** rng.uniform(-14, 0, n))[::-1] * 10.0 ** rng.uniform(-150, 150)
+        if trial % 4 == 0:
+            s[n // 2:] = 0.0
+        top = float(s[0])
+        delta = (0.0 if trial % 7 == 0 else
+                 float(np.sqrt(np.sum(s[-2:] ** 2))) if trial % 5 == 0 else
+                 top * 10.0 ** rng.uniform(-16, 0))
+        cap = None if trial % 3 else int(rng.integers(1, n + 2))
+        shape = (int(rng.integers(1, 300)), int(rng.integers(1, 300)))
+        dtype = np.float32 if trial % 6 == 0 else np.float64
+        fast = D.truncation_rank(s, delta, cap, shape, dtype)
+        monkeypatch.setattr(D, "_SMALL_SPECTRUM", -1)
+        ref = D.truncation_rank(s, delta, cap, shape, dtype)
+        monkeypatch.undo()
+        assert fast == ref, (s, delta, cap, shape, dtype)
+        cases += fast != n
+    assert cases > 1000                           # most cases cut something

@@ -17,7 +17,7 @@ from _helpers import rel_err as _rel_err
 from _helpers import tol as _tol
 
 import tensortrain as tt
-from tensortrain import TTTensor
+from tensortrain import TTTensor, _backend
 
 DTYPES = [np.float32, np.float64, np.complex128]
 DTYPE_IDS = ["float32", "float64", "complex128"]
@@ -787,17 +787,32 @@ def test_norm_of_nonfinite_tensor_is_not_zero(xp, bad):
 
 
 # ---- SVD fallback ------------------------------------------------------------------------------
-def test_svd_gesdd_failure_falls_back_to_gesvd(monkeypatch, rng):
-    real_svd = scipy.linalg.svd
+@pytest.mark.parametrize("layer", ["direct", "scipy"])
+def test_svd_gesdd_failure_falls_back_to_gesvd(monkeypatch, rng, layer):
+    """Either way to LAPACK (the direct call with a cached workspace, or scipy.linalg.svd
+    where that is not available) failing in gesdd falls back to gesvd with a warning."""
     calls = {"gesdd": 0, "gesvd": 0}
+    if layer == "scipy":
+        real_svd = scipy.linalg.svd
 
-    def flaky_svd(a, *args, lapack_driver="gesdd", **kwargs):
-        calls[lapack_driver] += 1
-        if lapack_driver == "gesdd":
-            raise np.linalg.LinAlgError("SVD did not converge")
-        return real_svd(a, *args, lapack_driver=lapack_driver, **kwargs)
+        def flaky_svd(a, *args, lapack_driver="gesdd", **kwargs):
+            calls[lapack_driver] += 1
+            if lapack_driver == "gesdd":
+                raise np.linalg.LinAlgError("SVD did not converge")
+            return real_svd(a, *args, lapack_driver=lapack_driver, **kwargs)
 
-    monkeypatch.setattr(scipy.linalg, "svd", flaky_svd)
+        monkeypatch.setattr(_backend, "_direct_svd", lambda a, driver: None)
+        monkeypatch.setattr(scipy.linalg, "svd", flaky_svd)
+    else:
+        real_direct = _backend._direct_svd
+
+        def flaky_direct(a, driver):
+            calls[driver] += 1
+            if driver == "gesdd":
+                raise np.linalg.LinAlgError("SVD (gesdd) did not converge")
+            return real_direct(a, driver)
+
+        monkeypatch.setattr(_backend, "_direct_svd", flaky_direct)
     a = rng.standard_normal((4, 5, 6))
     with pytest.warns(RuntimeWarning, match="gesvd"):
         x = TTTensor.from_dense(a)
@@ -816,6 +831,7 @@ def test_svd_both_drivers_fail_raises(monkeypatch, rng):
     def broken(a, *args, **kwargs):
         raise np.linalg.LinAlgError("SVD did not converge")
 
+    monkeypatch.setattr(_backend, "_direct_svd", broken)
     monkeypatch.setattr(scipy.linalg, "svd", broken)
     with pytest.warns(RuntimeWarning), pytest.raises(np.linalg.LinAlgError):
         TTTensor.from_dense(rng.standard_normal((3, 4)))

@@ -158,10 +158,18 @@ def svdvals(a):
     m, n = a.shape
     if 0 < min(m, n) <= _SKINNY_MAX and max(m, n) >= 2 * min(m, n):
         a = qr(a if m >= n else _conj_t(a))[1]
-    try:
-        return scipy.linalg.svd(a, compute_uv=False, check_finite=False, lapack_driver="gesdd")
-    except np.linalg.LinAlgError:
-        return scipy.linalg.svd(a, compute_uv=False, check_finite=False, lapack_driver="gesvd")
+    for driver in ("gesdd", "gesvd"):
+        try:
+            if a.dtype.char in "fdFD" and 0 not in a.shape:
+                s = _direct_svd(a, driver, compute_uv=False)
+                if s is not None:
+                    return s
+            return scipy.linalg.svd(a, compute_uv=False, check_finite=False,
+                                    lapack_driver=driver)
+        except np.linalg.LinAlgError:
+            if driver == "gesvd":
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 #: Short side up to which :func:`qr` uses the recursive blocked ``geqrt`` (and :func:`svd`
@@ -177,29 +185,31 @@ def _conj_t(a):
 _SVD_CALLS: dict = {}
 
 
-def _direct_svd(a, driver):
-    """Thin SVD by the LAPACK routine itself, its workspace size cached per shape: a third of
-    the cost of ``scipy.linalg.svd`` (its checks and workspace query) on the small matrices of
-    TT sweeps.  ``None`` where the routine or the query is not available."""
-    key = (driver, a.dtype.char, *a.shape)
+def _direct_svd(a, driver, compute_uv=True):
+    """Thin SVD (or, with ``compute_uv=False``, the singular values alone) by the LAPACK
+    routine itself, its workspace size cached per shape: a third of the cost of
+    ``scipy.linalg.svd`` (its checks and workspace query) on the small matrices of TT sweeps.
+    ``None`` where the routine or the query is not available."""
+    key = (driver, a.dtype.char, *a.shape, compute_uv)
     call = _SVD_CALLS.get(key)
     if call is None:
         import scipy.linalg.lapack as lapack  # noqa: PLC0415
 
         try:
             fn, query = lapack.get_lapack_funcs((driver, driver + "_lwork"), (a,))
-            lwork = lapack._compute_lwork(query, a.shape[0], a.shape[1], compute_uv=True,
+            lwork = lapack._compute_lwork(query, a.shape[0], a.shape[1], compute_uv=compute_uv,
                                           full_matrices=False)
         except (AttributeError, ValueError, TypeError):  # pragma: no cover - other SciPy
             return None
         call = _SVD_CALLS[key] = (fn, lwork)
     fn, lwork = call
-    u, s, vh, info = fn(a, compute_uv=1, lwork=lwork, full_matrices=0, overwrite_a=0)
+    u, s, vh, info = fn(a, compute_uv=int(compute_uv), lwork=lwork, full_matrices=0,
+                        overwrite_a=0)
     if info > 0:
         raise np.linalg.LinAlgError(f"SVD ({driver}) did not converge")
     if info < 0:  # pragma: no cover - only for invalid arguments
         raise ValueError(f"LAPACK {driver}: illegal value in argument {-info}")
-    return u, s, vh
+    return (u, s, vh) if compute_uv else s
 
 
 def _host_svd(a, driver):

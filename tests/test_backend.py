@@ -137,4 +137,23 @@ def test_direct_svd_matches_scipy(dtype, shape):
             k = min(shape)
             np.testing.assert_allclose(u.conj().T @ u, np.eye(k), atol=tol)
             np.testing.assert_allclose(vh @ vh.conj().T, np.eye(k), atol=tol)
+            s_only = _backend._direct_svd(a, driver, compute_uv=False)
+            np.testing.assert_allclose(s_only, ref, rtol=tol, atol=tol * ref[0])
     np.testing.assert_array_equal(a, keep)
+
+
+def test_svdvals_falls_back_to_gesvd(monkeypatch):
+    real = _backend._direct_svd
+    calls = []
+
+    def flaky(a, driver, compute_uv=True):
+        calls.append(driver)
+        if driver == "gesdd":
+            raise np.linalg.LinAlgError("SVD (gesdd) did not converge")
+        return real(a, driver, compute_uv)
+
+    monkeypatch.setattr(_backend, "_direct_svd", flaky)
+    a = np.random.default_rng(4).standard_normal((6, 5))
+    np.testing.assert_allclose(_backend.svdvals(a), np.linalg.svd(a, compute_uv=False),
+                               rtol=1e-13)
+    assert calls == ["gesdd", "gesvd"]

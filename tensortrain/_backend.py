@@ -183,6 +183,7 @@ def _conj_t(a):
 
 #: ``(driver, dtype char, m, n) -> (LAPACK routine, lwork)`` of :func:`_host_svd`'s direct path.
 _SVD_CALLS: dict = {}
+_SVD_CALLS_MAX = 4096
 
 
 def _direct_svd(a, driver, compute_uv=True):
@@ -201,6 +202,8 @@ def _direct_svd(a, driver, compute_uv=True):
                                           full_matrices=False)
         except (AttributeError, ValueError, TypeError):  # pragma: no cover - other SciPy
             return None
+        if len(_SVD_CALLS) >= _SVD_CALLS_MAX:     # many shapes (growing ranks): start over
+            _SVD_CALLS.clear()
         call = _SVD_CALLS[key] = (fn, lwork)
     fn, lwork = call
     u, s, vh, info = fn(a, compute_uv=int(compute_uv), lwork=lwork, full_matrices=0,

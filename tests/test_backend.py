@@ -157,3 +157,14 @@ def test_svdvals_falls_back_to_gesvd(monkeypatch):
     np.testing.assert_allclose(_backend.svdvals(a), np.linalg.svd(a, compute_uv=False),
                                rtol=1e-13)
     assert calls == ["gesdd", "gesvd"]
+
+
+def test_direct_svd_cache_is_bounded(monkeypatch):
+    monkeypatch.setattr(_backend, "_SVD_CALLS_MAX", 5)
+    _backend._SVD_CALLS.clear()
+    rng = np.random.default_rng(6)
+    for m in range(1, 13):
+        a = rng.standard_normal((m, 3))
+        u, s, vh = _backend._direct_svd(a, "gesdd")
+        np.testing.assert_allclose((u * s) @ vh, a, atol=1e-12)
+        assert len(_backend._SVD_CALLS) <= 5

@@ -153,23 +153,13 @@ def svdvals(a):
     if _is_cupy_array(a):
         xp = sys.modules["cupy"]
         return xp.linalg.svd(a, compute_uv=False)
-    import scipy.linalg  # noqa: PLC0415
-
     m, n = a.shape
     if 0 < min(m, n) <= _SKINNY_MAX and max(m, n) >= 2 * min(m, n):
         a = qr(a if m >= n else _conj_t(a))[1]
-    for driver in ("gesdd", "gesvd"):
-        try:
-            if a.dtype.char in "fdFD" and 0 not in a.shape:
-                s = _direct_svd(a, driver, compute_uv=False)
-                if s is not None:
-                    return s
-            return scipy.linalg.svd(a, compute_uv=False, check_finite=False,
-                                    lapack_driver=driver)
-        except np.linalg.LinAlgError:
-            if driver == "gesvd":
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
+    try:
+        return _lapack_svd(a, "gesdd", compute_uv=False)
+    except np.linalg.LinAlgError:
+        return _lapack_svd(a, "gesvd", compute_uv=False)
 
 
 #: Short side up to which :func:`qr` uses the recursive blocked ``geqrt`` (and :func:`svd`
@@ -226,16 +216,18 @@ def _host_svd(a, driver):
         return _lapack_svd(a, "gesvd")
 
 
-def _lapack_svd(a, driver):
-    """Thin SVD by one LAPACK driver: the direct call where it is available, else
-    ``scipy.linalg.svd``."""
+def _lapack_svd(a, driver, compute_uv=True):
+    """Thin SVD (or the singular values alone) by one LAPACK driver: the direct call where it
+    is available, else ``scipy.linalg.svd``."""
     if a.dtype.char in "fdFD" and 0 not in a.shape:
-        out = _direct_svd(a, driver)
+        out = _direct_svd(a, driver, compute_uv)
         if out is not None:
             return out
     import scipy.linalg  # noqa: PLC0415  (scipy import kept off the import path of the package)
 
-    return scipy.linalg.svd(a, full_matrices=False, check_finite=False, lapack_driver=driver)
+    return scipy.linalg.svd(a, full_matrices=False, compute_uv=compute_uv, check_finite=False,
+                            lapack_driver=driver)
+
 
 def _geqrt_r(block):
     """``R`` (``k x n``, ``k = min(m, n)``) of an ``m x n`` block that the caller owns (it is

@@ -607,8 +607,8 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     (reset by a success), so a train with cuts everywhere pays for about ``log2(d)`` Gram
     matrices.  Where bonds are certified the result is in mixed-canonical form around one
     core: the cores before it left-orthogonal, those after it right-orthogonal (the QR path
-    makes that centre the last core).  A sum of random TTs, whose ranks are all needed, is then rounded with
-    one QR sweep instead of two.  ``method='qr'`` never certifies, and ``method='svd'`` takes
+    makes that centre the last core).  A sum of random TTs, whose ranks are all needed, is
+    then rounded with one QR sweep instead of two.  ``method='qr'`` never certifies, and ``method='svd'`` takes
     a full SVD of every core matrix (the textbook algorithm; same ranks).  When ``report`` is a
     list, one entry per bond is appended: ``'gram'`` (certified, nothing cut), ``'keep'``
     (nothing cut), ``'cut'`` or ``'svd'``.
@@ -630,8 +630,8 @@ def round_cores(cores: Sequence[Array], eps: float = 0.0, max_rank: Sequence[int
     certify = method == "auto" and get_xp(out[0]) is np and first > 0
     if certify:
         keep_tau = _keep_threshold(out, delta, first)
-        # no eigenvalue of G exceeds tr(G) ~ ||A||^2: at a larger tau (eps >= 1, or infinite)
-        # nothing can be certified, and tau * I would overflow
+        # no eigenvalue of G exceeds tr(G) ~ ||A||^2: at a larger tau (eps >= 1, or an
+        # infinite tau) nothing can be certified
         certify = math.isfinite(keep_tau) and keep_tau < first * first
     retry_at, backoff = 0, 1
     gram_left = None        # Gram matrix of the certified cores pending..k-1 (None: none)

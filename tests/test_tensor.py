@@ -801,16 +801,16 @@ def test_svd_gesdd_failure_falls_back_to_gesvd(monkeypatch, rng, layer):
                 raise np.linalg.LinAlgError("SVD did not converge")
             return real_svd(a, *args, lapack_driver=lapack_driver, **kwargs)
 
-        monkeypatch.setattr(_backend, "_direct_svd", lambda a, driver: None)
+        monkeypatch.setattr(_backend, "_direct_svd", lambda a, driver, compute_uv=True: None)
         monkeypatch.setattr(scipy.linalg, "svd", flaky_svd)
     else:
         real_direct = _backend._direct_svd
 
-        def flaky_direct(a, driver):
+        def flaky_direct(a, driver, compute_uv=True):
             calls[driver] += 1
             if driver == "gesdd":
                 raise np.linalg.LinAlgError("SVD (gesdd) did not converge")
-            return real_direct(a, driver)
+            return real_direct(a, driver, compute_uv)
 
         monkeypatch.setattr(_backend, "_direct_svd", flaky_direct)
     a = rng.standard_normal((4, 5, 6))

@@ -52,14 +52,15 @@ def _prefix(v):
     return out
 
 
-def hand_program(W, B):
-    """Per step ``(lo, hi, P, K, Q, rows, axes, merges)`` of ``X @ W.T`` along the plan of
-    ``W.matmul_cost(B)``, worked out once (independently of ``tensortrain.contraction``)."""
+def hand_program(W, B, order):
+    """Per step ``(lo, hi, P, K, Q, rows, axes, merges)`` of ``X @ W.T`` along the blocks
+    ``order`` (a plan's ``order``), worked out once (independently of
+    ``tensortrain.contraction``)."""
     m, n, r = W.row_modes, W.col_modes, W.ranks
     mpre, npre = _prefix(m), _prefix(n)
     nsuf = [npre[-1] // npre[k] for k in range(len(n) + 1)]
     steps, iv = [], None
-    for lo, hi in W.matmul_cost(B).order:
+    for lo, hi in order:
         M, Nb = mpre[hi + 1] // mpre[lo], npre[hi + 1] // npre[lo]
         if iv is None:
             side, P, K, Q, rows, iv = "first", B * npre[lo], Nb, nsuf[hi + 1], r[lo] * M * r[hi + 1], (lo, hi)
@@ -188,10 +189,13 @@ def layer_fns(pkg, spec, backend, rng_seed=0):
 
 def hand_fns(layer, X, dy):
     """The hand-written reference of ``X @ W.T`` and of forward + backward (with the bias and
-    the gradient accumulation of ``TTLinear``)."""
+    the gradient accumulation of ``TTLinear``), each along the plan the library runs for it
+    (``W.matmul_plan(B)`` for the product, ``objective='train'`` for the layer)."""
     cores = [p.data for p in layer.cores]
     bias = layer.bias.data
-    steps = hand_program(layer.weight, X.shape[0])
+    W, B = layer.weight, X.shape[0]
+    steps = hand_program(W, B, W.matmul_plan(B).order)
+    train_steps = hand_program(W, B, W.matmul_plan(B, objective=_train_objective(W)).order)
     grads = [c * 0 for c in cores]                  # zeros on the cores' backend
     gbias = bias * 0
 
@@ -200,12 +204,19 @@ def hand_fns(layer, X, dy):
 
     def forward_backward():
         kept = []
-        hand_forward(steps, cores, X, kept) + bias
-        dx = hand_backward(steps, cores, kept, dy, grads)
+        hand_forward(train_steps, cores, X, kept) + bias
+        dx = hand_backward(train_steps, cores, kept, dy, grads)
         gbias.__iadd__(dy.sum(axis=0))
         return dx
 
     return product, forward_backward
+
+
+def _train_objective(W):
+    """The objective ``TTLinear`` trains with on ``W``'s backend (older versions of the
+    package, loaded by ``--compare``, have no objectives: ``None``)."""
+    from tensortrain import contraction  # noqa: PLC0415
+    return contraction.default_objective(W.cores[0], train=True)
 
 
 def check(layer, X, dy, fns, hand, backend):
@@ -281,12 +292,15 @@ def main():
         t = {lab: r["best"] for lab, r in zip(labels, res)}
         row = {"case": name, "batch": batch, "dtype": np.dtype(spec[6]).name,
                "times_s": t, "errors": errs, "bg_cpu": res[0]["background_cpu"],
-               "plan": layer.weight.matmul_cost(batch).describe()}
+               "plan": layer.weight.matmul_plan(batch).describe(),
+               "train_plan": layer.weight.matmul_plan(
+                   batch, objective=_train_objective(layer.weight)).describe()}
         rows.append(row)
         us = name == "tiny"
         unit, scale = ("us", 1e6) if us else ("ms", 1e3)
         print(f"== {name}, {row['dtype']}, batch {batch}: {row['plan']}  "
               f"(bg cpu {C.fmt_bg(row['bg_cpu'])})")
+        print(f"   training plan: {row['train_plan']}")
         for lab in labels:
             print(f"  {lab:28s} {t[lab] * scale:9.3f} {unit}")
         for den in ("forward", "X @ W.T"):

@@ -47,7 +47,7 @@ once per plan, batch and orientation and kept on the plan; :func:`execute` can l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
 from itertools import accumulate
@@ -56,10 +56,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _plan_model
 from ._backend import get_xp
 
 __all__ = ["ContractionPlan", "Step", "plan_matmat", "plan_from_blocks", "fixed_sweep_plan",
-           "execute", "Gemm", "StepCode", "StepRecord", "Workspace"]
+           "execute", "Gemm", "StepCode", "StepRecord", "Workspace", "OBJECTIVES",
+           "default_objective", "modeled_seconds"]
 
 #: Trains of at most this many cores are planned by the exact search over all intervals.
 EXACT_MAX_CORES = 32
@@ -104,6 +106,9 @@ class ContractionPlan:
     dense_flops : int
         FLOPs of the same product with the dense matrix of the (padded) sizes the modes
         cover, ``2 * B * prod(row_modes) * prod(col_modes)``.
+    objective : str
+        What the plan was chosen for (:data:`OBJECTIVES`, or ``'given'`` for
+        :func:`plan_from_blocks`); not part of equality.
     """
 
     row_modes: tuple
@@ -115,6 +120,7 @@ class ContractionPlan:
     peak_elements: int
     itemsize: int
     dense_flops: int
+    objective: str = field(default="flops", compare=False)
 
     @property
     def peak_bytes(self) -> int:
@@ -264,9 +270,15 @@ def _blocks_from(table, end):
     return blocks[::-1]
 
 
-def _solve_exact(m, n, r, B):
-    """Cheapest plan over all orders and groupings: ``O(d^3)`` steps of ``O(1)`` each."""
+def _solve_exact(m, n, r, B, cost=None, batch_last=False):
+    """Cheapest plan over all orders and groupings: ``O(d^3)`` steps of ``O(1)`` each.
+
+    ``cost(P, K, Q, rows, merge_flops, merges, merged_elements)`` prices a step (``None``:
+    its FLOPs, merging included, as exact integers); ``batch_last`` puts the batch behind
+    the state instead of in front (it changes ``P`` and ``Q``, not the FLOPs).
+    """
     d = len(m)
+    bf, bb = (1, B) if batch_last else (B, 1)
     npre, nsuf = _prefix(n), _suffix(n)
     # per-block tables, filled incrementally: products of the modes and merge FLOPs
     mseg = [[0] * d for _ in range(d)]
@@ -297,37 +309,52 @@ def _solve_exact(m, n, r, B):
 
     for i in range(d):
         for j in range(i, d):
-            fl = 2 * (B * npre[i] * nsuf[j + 1]) * nseg[i][j] * (r[i] * mseg[i][j] * r[j + 1])
-            offer((i, j), fl + merge[i][j], state[i][j] + core[i][j], None, i, j)
+            if cost is None:
+                c = 2 * (B * npre[i] * nsuf[j + 1]) * nseg[i][j] * (r[i] * mseg[i][j] * r[j + 1])
+                c += merge[i][j]
+            else:
+                c = cost(bf * npre[i], nseg[i][j], nsuf[j + 1] * bb, r[i] * mseg[i][j] * r[j + 1],
+                         merge[i][j], j - i, core[i][j])
+            offer((i, j), c, state[i][j] + core[i][j], None, i, j)
     for length in range(1, d):
         for i in range(0, d - length + 1):
             j = i + length - 1
-            cost, peak = best[(i, j)][:2]
+            total, peak = best[(i, j)][:2]
             before = state[i][j]
             lo = j + 1
             left_part = B * npre[i] * r[i] * mseg[i][j]
             for hi in range(lo, d):        # a block on the right
-                fl = 2 * (left_part * nsuf[hi + 1]) * (r[lo] * nseg[lo][hi]) * (
-                    mseg[lo][hi] * r[hi + 1])
+                if cost is None:
+                    c = 2 * (left_part * nsuf[hi + 1]) * (r[lo] * nseg[lo][hi]) * (
+                        mseg[lo][hi] * r[hi + 1]) + merge[lo][hi]
+                else:
+                    c = cost(bf * npre[i] * r[i] * mseg[i][j], r[lo] * nseg[lo][hi], nsuf[hi + 1] * bb,
+                             mseg[lo][hi] * r[hi + 1], merge[lo][hi], hi - lo, core[lo][hi])
                 held = before + state[i][hi] + core[lo][hi]
-                offer((i, hi), cost + fl + merge[lo][hi], max(peak, held), (i, j), lo, hi)
+                offer((i, hi), total + c, max(peak, held), (i, j), lo, hi)
             hi = i - 1
             right_part = mseg[i][j] * r[j + 1] * nsuf[j + 1]
             for lo in range(i):            # a block on the left
-                fl = 2 * (B * npre[lo] * right_part) * (r[i] * nseg[lo][hi]) * (
-                    mseg[lo][hi] * r[lo])
+                if cost is None:
+                    c = 2 * (B * npre[lo] * right_part) * (r[i] * nseg[lo][hi]) * (
+                        mseg[lo][hi] * r[lo]) + merge[lo][hi]
+                else:
+                    c = cost(bf * npre[lo], r[i] * nseg[lo][hi], right_part * bb,
+                             mseg[lo][hi] * r[lo], merge[lo][hi], hi - lo, core[lo][hi])
                 held = before + state[lo][j] + core[lo][hi]
-                offer((lo, j), cost + fl + merge[lo][hi], max(peak, held), (i, j), lo, hi)
+                offer((lo, j), total + c, max(peak, held), (i, j), lo, hi)
     return _blocks_from(best, (0, d - 1))
 
 
-def _solve_sweeps(m, n, r, B, max_block):
+def _solve_sweeps(m, n, r, B, max_block, cost=None, batch_last=False):
     """Cheapest block sweep from either end with blocks of at most ``max_block`` cores.
 
     States are the intervals ``(0, j)`` (grown to the right) and ``(i, d - 1)`` (grown to the
-    left): ``O(d * max_block)`` steps of ``O(1)`` each.
+    left): ``O(d * max_block)`` steps of ``O(1)`` each.  ``cost`` and ``batch_last`` as in
+    :func:`_solve_exact`.
     """
     d = len(m)
+    bf, bb = (1, B) if batch_last else (B, 1)
     w = max(1, int(max_block))
     npre, nsuf = _prefix(n), _suffix(n)
     mpre, msuf = _prefix(m), _suffix(m)
@@ -343,9 +370,9 @@ def _solve_sweeps(m, n, r, B, max_block):
     for j in range(-1, d - 1):      # j = -1: the raw input
         lo = j + 1
         if j < 0:
-            cost = peak = before = 0
+            total = peak = before = 0
         else:
-            cost, peak = left[j][:2]
+            total, peak = left[j][:2]
             before = B * r[0] * mpre[j + 1] * r[j + 1] * nsuf[j + 1]
         prev = None if j < 0 else j
         rin = 1 if j < 0 else r[lo]     # the bond the step contracts (none for the raw input)
@@ -358,19 +385,25 @@ def _solve_sweeps(m, n, r, B, max_block):
             if hi > lo:
                 mf += 2 * rows * r[hi] * m[hi] * n[hi] * r[hi + 1]
                 rows *= m[hi] * n[hi]
-            # free (B, r_0, m of the absorbed cores, n after the block) x contracted x new
-            fl = 2 * (B * r[0] * mpre[lo] * nsuf[hi + 1]) * (rin * pn) * (pm * r[hi + 1])
-            after = B * r[0] * mpre[hi + 1] * r[hi + 1] * nsuf[hi + 1]
             core = r[lo] * pm * pn * r[hi + 1] if hi > lo else 0
-            offer(left, hi, cost + fl + mf, max(peak, before + after + core), prev, lo, hi)
+            if cost is None:
+                # free (B, r_0, m of the absorbed cores, n after the block) x contracted x new
+                c = 2 * (B * r[0] * mpre[lo] * nsuf[hi + 1]) * (rin * pn) * (pm * r[hi + 1]) + mf
+            elif j < 0:
+                c = cost(bf, pn, nsuf[hi + 1] * bb, r[0] * pm * r[hi + 1], mf, hi - lo, core)
+            else:
+                c = cost(bf * r[0] * mpre[lo], rin * pn, nsuf[hi + 1] * bb, pm * r[hi + 1], mf,
+                         hi - lo, core)
+            after = B * r[0] * mpre[hi + 1] * r[hi + 1] * nsuf[hi + 1]
+            offer(left, hi, total + c, max(peak, before + after + core), prev, lo, hi)
     # -- from the right: state (i, d-1) has B (n_1..n_i) r_i (m_{i+1}..m_d) r_d elements
     right = {}
     for i in range(d, 0, -1):       # i = d: the raw input
         hi = i - 1
         if i == d:
-            cost = peak = before = 0
+            total = peak = before = 0
         else:
-            cost, peak = right[i][:2]
+            total, peak = right[i][:2]
             before = B * npre[i] * r[i] * msuf[i] * rd
         prev = None if i == d else i
         rin = 1 if i == d else r[i]
@@ -381,57 +414,135 @@ def _solve_sweeps(m, n, r, B, max_block):
                 acc = m[lo] * n[lo] * (r[lo + 1] * m[lo + 1] * n[lo + 1] * r[lo + 2] + acc)
             pm *= m[lo]
             pn *= n[lo]
-            fl = 2 * (B * npre[lo] * msuf[i] * rd) * (rin * pn) * (pm * r[lo])
-            after = B * npre[lo] * r[lo] * msuf[lo] * rd
             core = r[lo] * pm * pn * r[i] if hi > lo else 0
-            offer(right, lo, cost + fl + 2 * r[lo] * acc, max(peak, before + after + core),
-                  prev, lo, hi)
+            if cost is None:
+                c = 2 * (B * npre[lo] * msuf[i] * rd) * (rin * pn) * (pm * r[lo]) + 2 * r[lo] * acc
+            elif i == d:
+                c = cost(bf * npre[lo], pn, bb, r[lo] * pm * rd, 2 * r[lo] * acc, hi - lo, core)
+            else:
+                c = cost(bf * npre[lo], pn * rin, msuf[i] * rd * bb, r[lo] * pm,
+                         2 * r[lo] * acc, hi - lo, core)
+            after = B * npre[lo] * r[lo] * msuf[lo] * rd
+            offer(right, lo, total + c, max(peak, before + after + core), prev, lo, hi)
     a, b = left[d - 1], right[0]
     if (b[0], b[1]) < (a[0], a[1]):
         return _blocks_from(right, 0)
     return _blocks_from(left, d - 1)
 
 
-def _solve(m, n, r, B, exact_max_cores=None, max_block=None):
+def _solve(m, n, r, B, exact_max_cores=None, max_block=None, cost=None, batch_last=False):
     """The block order of the plan: exact search for short trains, block sweeps beyond."""
     exact_max_cores = EXACT_MAX_CORES if exact_max_cores is None else exact_max_cores
     if len(m) <= exact_max_cores:
-        return _solve_exact(m, n, r, B)
-    return _solve_sweeps(m, n, r, B, SWEEP_MAX_BLOCK if max_block is None else max_block)
+        return _solve_exact(m, n, r, B, cost, batch_last)
+    return _solve_sweeps(m, n, r, B, SWEEP_MAX_BLOCK if max_block is None else max_block,
+                         cost, batch_last)
 
 
-def _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak):
+def _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak,
+               objective="flops"):
     dense = 2 * batch * math.prod(row_modes) * math.prod(col_modes)
     return ContractionPlan(tuple(row_modes), tuple(col_modes), tuple(ranks), int(batch),
-                           tuple(steps), int(flops), int(peak), int(itemsize), dense)
+                           tuple(steps), int(flops), int(peak), int(itemsize), dense, objective)
+
+
+#: What a plan can be chosen for: ``'flops'`` (fewest FLOPs, then least memory), ``'time'``
+#: (least modelled CPU time of the product, :mod:`tensortrain._plan_model`) and ``'train'``
+#: (least modelled CPU time of the product and its backward pass, for layers).
+OBJECTIVES = ("flops", "time", "train")
+
+
+def check_objective(objective):
+    """``objective`` if it is one of :data:`OBJECTIVES`, else a ``ValueError``."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    return objective
+
+
+def default_objective(array, train=False):
+    """The objective products on ``array``'s backend use: ``'time'`` (``'train'`` for a
+    forward pass that a backward pass follows) for NumPy arrays, whose stacked products run
+    one small BLAS call at a time, so that FLOPs misjudge them; ``'flops'`` elsewhere (CuPy
+    runs a stack as one batched kernel)."""
+    if type(array) is np.ndarray or isinstance(array, np.ndarray):
+        return "train" if train else "time"
+    return "flops"
+
+
+def _time_cost(itemsize, train):
+    """The step price of the ``'time'`` / ``'train'`` objectives for :func:`_solve`."""
+    return _plan_model.step_pricer(itemsize, train)
+
+
+def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False) -> float:
+    """The modelled CPU time of ``plan`` (:mod:`tensortrain._plan_model`): of the product
+    ``X @ W.T`` (``W @ X`` with ``batch_last``), plus its backward pass with ``train``.
+
+    The number the ``'time'`` and ``'train'`` objectives minimize; rough in absolute terms,
+    meant for comparing plans of one shape.  Raises ``OverflowError`` for sizes beyond the
+    float range.
+    """
+    m, n, r, B = plan.row_modes, plan.col_modes, plan.ranks, plan.batch
+    mpre, npre, nsuf = _prefix(m), _prefix(n), _suffix(n)
+    bf, bb = (1, B) if batch_last else (B, 1)
+    interval, total = None, 0.0
+    for step in plan.steps:
+        g, interval = _gemm(mpre, npre, nsuf, r, interval, step.lo, step.hi, bf, bb)
+        merged = 0
+        if step.hi > step.lo:
+            merged = (r[step.lo] * (mpre[step.hi + 1] // mpre[step.lo])
+                      * (npre[step.hi + 1] // npre[step.lo]) * r[step.hi + 1])
+        total += _plan_model.step_seconds(g.P, g.K, g.Q, g.rows, step.merge_flops,
+                                          step.hi - step.lo, merged, plan.itemsize, train)
+    return total
 
 
 def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores=None,
-                 max_block=None):
+                 max_block=None, objective="flops", batch_last=False):
     """Uncached :func:`plan_matmat` with the search limits as arguments (for tests)."""
     m, n, r = _ints(row_modes), _ints(col_modes), _ints(ranks)
     _check_shape(m, n, r)
+    check_objective(objective)
+    if objective != "flops":
+        try:
+            blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block,
+                            _time_cost(int(itemsize), objective == "train"), bool(batch_last))
+            return plan_from_blocks(m, n, r, batch, blocks, itemsize, objective)
+        except OverflowError:       # sizes beyond the float range: FLOPs, as exact integers
+            pass
     blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block)
-    return plan_from_blocks(m, n, r, batch, blocks, itemsize)
+    return plan_from_blocks(m, n, r, batch, blocks, itemsize, "flops")
 
 
 @lru_cache(maxsize=512)
-def _cached_plan(row_modes, col_modes, ranks, batch, itemsize):
-    return _plan_search(row_modes, col_modes, ranks, batch, itemsize)
+def _cached_plan(row_modes, col_modes, ranks, batch, itemsize, objective, batch_last):
+    return _plan_search(row_modes, col_modes, ranks, batch, itemsize, objective=objective,
+                        batch_last=batch_last)
 
 
-def plan_matmat(row_modes, col_modes, ranks, batch, itemsize=8) -> ContractionPlan:
-    """The cheapest plan (fewest FLOPs, then least memory) for ``X @ W.T`` with ``B = batch``.
+def plan_matmat(row_modes, col_modes, ranks, batch, itemsize=8, objective="flops",
+                batch_last=False) -> ContractionPlan:
+    """The best plan for ``X @ W.T`` with ``B = batch`` (or ``W @ X`` with ``batch_last``).
 
-    Exact over all orders and groupings for up to :data:`EXACT_MAX_CORES` cores, over block
-    sweeps from either end beyond (see the module docstring); never more FLOPs than the better
-    one-core-at-a-time sweep.
+    ``objective='flops'`` (the default): fewest FLOPs, then least memory; exact over all
+    orders and groupings for up to :data:`EXACT_MAX_CORES` cores, over block sweeps from
+    either end beyond (see the module docstring); never more FLOPs than the better
+    one-core-at-a-time sweep.  ``'time'`` and ``'train'`` search the same candidates for the
+    least modelled CPU time of the product (``'train'``: with its backward pass; see
+    :mod:`tensortrain._plan_model`); the batch orientation matters to them, not to FLOPs.
+    Sizes beyond the float range fall back to ``'flops'`` (``plan.objective`` says which).
     """
-    return _cached_plan(tuple(row_modes), tuple(col_modes), tuple(ranks), int(batch), int(itemsize))
+    objective = check_objective(objective)
+    batch_last = bool(batch_last) and objective != "flops"
+    return _cached_plan(tuple(row_modes), tuple(col_modes), tuple(ranks), int(batch),
+                        int(itemsize), objective, batch_last)
 
 
-def plan_from_blocks(row_modes, col_modes, ranks, batch, blocks, itemsize=8) -> ContractionPlan:
-    """A plan that absorbs the given blocks ``[(lo, hi), ...]`` in order (0-based, inclusive)."""
+def plan_from_blocks(row_modes, col_modes, ranks, batch, blocks, itemsize=8,
+                     objective="given") -> ContractionPlan:
+    """A plan that absorbs the given blocks ``[(lo, hi), ...]`` in order (0-based, inclusive).
+
+    ``objective`` is only recorded on the plan (what it was chosen for)."""
     m, n, r = _ints(row_modes), _ints(col_modes), _ints(ranks)
     _check_shape(m, n, r)
     costs = _Costs(m, n, r, int(batch))
@@ -443,7 +554,7 @@ def plan_from_blocks(row_modes, col_modes, ranks, batch, blocks, itemsize=8) -> 
         peak = max(peak, held)
     if interval != (0, len(m) - 1):
         raise ValueError(f"blocks {blocks} do not cover all {len(m)} cores")
-    return _make_plan(m, n, r, batch, itemsize, steps, flops, peak)
+    return _make_plan(m, n, r, batch, itemsize, steps, flops, peak, objective)
 
 
 def fixed_sweep_plan(row_modes, col_modes, ranks, batch, direction="left", itemsize=8):

@@ -74,14 +74,17 @@ def _real_operand(a, where):
     return a
 
 
-def matmul_forward(W, x, workspace=None):
+def matmul_forward(W, x, workspace=None, objective=None):
     """``y = x @ W.T`` for ``x`` of shape ``(B, N)``, and the context for the backward pass.
 
-    Complexity: as ``x @ W.T`` (see :meth:`TTMatrix.matmul_cost`); the context holds every
+    Complexity: as ``x @ W.T`` (see :meth:`TTMatrix.matmul_plan`); the context holds every
     step's input state (memory about the sum of the plan's state sizes).  With a
     ``workspace`` (:class:`tensortrain.contraction.Workspace`) those states live in arrays
     reused from call to call; the context is then valid only until the next forward pass
-    with the same workspace.
+    with the same workspace.  ``objective`` chooses the plan
+    (:func:`tensortrain.contraction.plan_matmat`); by default ``'train'`` (the least
+    modelled time of this pass and the backward pass) for NumPy arrays, ``'flops'`` on
+    other backends.
     """
     if not isinstance(W, TTMatrix):
         raise TypeError(f"matmul_forward needs a TTMatrix, got {type(W).__name__}")
@@ -93,7 +96,10 @@ def matmul_forward(W, x, workspace=None):
     get_xp(x, W.cores[0])
     B = x.shape[0]
     dtype = W._result_dtype(x.dtype)
-    plan = contraction.plan_matmat(W.row_modes, W.col_modes, W.ranks, B, dtype.itemsize)
+    if objective is None:
+        objective = contraction.default_objective(W.cores[0], train=True)
+    plan = contraction.plan_matmat(W.row_modes, W.col_modes, W.ranks, B, dtype.itemsize,
+                                   objective)
     record = []
     y = contraction.execute(plan, W.cores, _pad(x, W.padded_shape[1], 1), record=record,
                             workspace=workspace)
@@ -221,9 +227,10 @@ def matmul_backward(ctx, dy, need_input_grad=True):
     return dx, dcores
 
 
-def matmul_vjp(W, x, dy):
-    """``(y, dx, dcores)`` for ``y = x @ W.T``: forward and backward in one call."""
-    y, ctx = matmul_forward(W, x)
+def matmul_vjp(W, x, dy, objective=None):
+    """``(y, dx, dcores)`` for ``y = x @ W.T``: forward and backward in one call
+    (``objective`` as in :func:`matmul_forward`)."""
+    y, ctx = matmul_forward(W, x, objective=objective)
     dx, dcores = matmul_backward(ctx, dy)
     return y, dx, dcores
 

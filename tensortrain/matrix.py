@@ -239,12 +239,17 @@ class TTMatrix(_TTBase):
         return self.conj().T
 
     # ---- products ---------------------------------------------------------------------------
-    def matmul_plan(self, batch: int = 1, itemsize: int | None = None) -> ContractionPlan:
-        """The contraction plan of ``W @ x`` for ``batch`` right-hand sides, with its cost.
+    def matmul_plan(self, batch: int = 1, itemsize: int | None = None, objective=None,
+                    batch_last: bool = False) -> ContractionPlan:
+        """The contraction plan of ``x @ W.T`` for ``x`` of shape ``(batch, N)`` (with
+        ``batch_last``: of ``W @ x`` for ``x`` of shape ``(N, batch)``), with its cost.
 
         Returns a :class:`tensortrain.contraction.ContractionPlan` with ``flops``,
-        ``peak_bytes`` (temporaries), ``dense_flops`` and the chosen order of core blocks.
-        ``itemsize`` (bytes per entry) defaults to the cores' dtype.
+        ``peak_bytes`` (temporaries), ``dense_flops``, the chosen order of core blocks and the
+        ``objective`` it was chosen for.  ``itemsize`` (bytes per entry) defaults to the
+        cores' dtype.  ``objective`` (see :func:`tensortrain.contraction.plan_matmat`)
+        defaults to what the products use: ``'time'`` (modelled CPU time) for NumPy cores,
+        ``'flops'`` on other backends.
 
         Complexity: planning only (no array is read or allocated).
         """
@@ -252,7 +257,10 @@ class TTMatrix(_TTBase):
         if batch < 1:
             raise ShapeError(f"batch must be >= 1, got {batch}")
         itemsize = self.dtype.itemsize if itemsize is None else int(itemsize)
-        return contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks, batch, itemsize)
+        if objective is None:
+            objective = contraction.default_objective(self.cores[0])
+        return contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks, batch,
+                                       itemsize, objective, batch_last)
 
     def matmul_cost(self, batch: int = 1, itemsize: int | None = None) -> ContractionPlan:
         """The older name of :meth:`matmul_plan` (it returns the plan, cost included); kept
@@ -264,7 +272,8 @@ class TTMatrix(_TTBase):
         axis = 0 if batch_last else 1
         itemsize = contraction._result_dtype(self.cores[0].dtype, x2.dtype).itemsize
         plan = contraction.plan_matmat(self.row_modes, self.col_modes, self.ranks,
-                                       x2.shape[1 - axis], itemsize)
+                                       x2.shape[1 - axis], itemsize,
+                                       contraction.default_objective(self.cores[0]), batch_last)
         y = contraction.execute(plan, self.cores, _pad(x2, self.padded_shape[1], axis),
                                 batch_last=batch_last)
         return _crop(y, self.shape[0], axis)

@@ -37,8 +37,9 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("objective", ["flops", "train"])
 @pytest.mark.parametrize("rm,cm,ranks,batch,shape", CASES)
-def test_matmul_vjp_matches_finite_differences(xp, rm, cm, ranks, batch, shape):
+def test_matmul_vjp_matches_finite_differences(xp, rm, cm, ranks, batch, shape, objective):
     rng = np.random.default_rng(7)
     W = tt.random_matrix(rm, cm, ranks, rng=1)
     if shape is not None:
@@ -47,7 +48,7 @@ def test_matmul_vjp_matches_finite_differences(xp, rm, cm, ranks, batch, shape):
     x = rng.standard_normal((batch, N))
     dy = rng.standard_normal((batch, M))
     Wx = W.to(xp)
-    y, dx, dcores = G.matmul_vjp(Wx, xp.asarray(x), xp.asarray(dy))
+    y, dx, dcores = G.matmul_vjp(Wx, xp.asarray(x), xp.asarray(dy), objective)
     _close(y, x @ W.full().T, 1e-12)
 
     def loss(arrays):
@@ -66,7 +67,7 @@ def test_matmul_backward_uses_every_plan_shape():
     sides = set()
     for rm, cm, ranks, batch, _ in CASES:
         W = tt.random_matrix(rm, cm, ranks, rng=1)
-        _, ctx = G.matmul_forward(W, np.ones((batch, W.shape[1])))
+        _, ctx = G.matmul_forward(W, np.ones((batch, W.shape[1])), objective="flops")
         sides |= {rec[1] for rec in ctx.record}
         sides |= {"merged" for rec in ctx.record if rec[0].hi > rec[0].lo}
     assert {"first", "left", "merged"} <= sides or {"first", "right", "merged"} <= sides

@@ -459,7 +459,11 @@ def test_matmul_cost_is_the_old_name_of_matmul_plan(xp):
         assert isinstance(new, contraction.ContractionPlan)
         assert (new.order, new.flops, new.peak_bytes) == (old.order, old.flops, old.peak_bytes)
         assert new.peak_bytes == W.matmul_plan(batch, itemsize=4).peak_bytes
-        assert W.matmul_plan(batch, itemsize=8).peak_bytes == 2 * new.peak_bytes
+        flops4 = W.matmul_plan(batch, itemsize=4, objective="flops")
+        flops8 = W.matmul_plan(batch, itemsize=8, objective="flops")
+        assert flops8.peak_bytes == 2 * flops4.peak_bytes   # the same plan, larger items
+        # the modelled time depends on the item size, so the 'time' plan may change with it
+        assert W.matmul_plan(batch, itemsize=8).itemsize == 8
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -470,7 +474,7 @@ def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
     col_modes = tuple(int(m) for m in rng.integers(1, 6, size=d))
     R = tt.random_matrix(row_modes, col_modes, int(rng.integers(1, 7)), rng=rng, xp=xp)
     for batch in (1, 3, 17):
-        plan = R.matmul_plan(batch)
+        plan = R.matmul_plan(batch, objective="flops")
         assert isinstance(plan, tt.ContractionPlan)
         assert plan.batch == batch
         assert plan.itemsize == 8
@@ -482,9 +486,19 @@ def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
         assert plan.flops <= right.flops
         assert sorted(k for lo, hi in plan.order for k in range(lo, hi + 1)) == list(range(d))
         assert isinstance(plan.describe(), str)
+        # the time objectives: never worse, by their own model, than the FLOP plan or a sweep
+        timed = []
+        for objective, batch_last, train in (("time", False, False), ("time", True, False),
+                                              ("train", False, True)):
+            tplan = R.matmul_plan(batch, objective=objective, batch_last=batch_last)
+            assert tplan.objective == objective
+            cost = [contraction.modeled_seconds(p, batch_last, train)
+                    for p in (tplan, plan, left, right)]
+            assert cost[0] <= min(cost[1:]) * (1 + 1e-12), (objective, cost)
+            timed.append(tplan)
         X = rng.standard_normal((batch, math.prod(col_modes)))
         ref = X @ _full(R).T
-        for p in (plan, left, right):
+        for p in (plan, left, right, *timed):
             Y = contraction.execute(p, R.cores, xp.asarray(X))
             assert Y.shape == ref.shape
             _close(Y, ref, np.float64)
@@ -495,7 +509,7 @@ def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
 
 def test_matmul_cost_padded_and_errors(xp, rng):
     W = TTMatrix.from_dense(xp.asarray(rng.standard_normal((997, 997))), max_rank=4)
-    plan = W.matmul_plan(batch=32)
+    plan = W.matmul_plan(batch=32, objective="flops")
     assert plan.flops < plan.dense_flops
     left = contraction.fixed_sweep_plan(W.row_modes, W.col_modes, W.ranks, 32, "left")
     right = contraction.fixed_sweep_plan(W.row_modes, W.col_modes, W.ranks, 32, "right")

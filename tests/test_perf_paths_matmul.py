@@ -205,7 +205,7 @@ def test_chunked_block_gradient(monkeypatch, chunk):
     x = rng.standard_normal((7, W.shape[1]))
     dy = rng.standard_normal((7, W.shape[0]))
     blocks = [(1, 1), (0, 0), (2, 2)]                   # batched steps with P = 7 and 21
-    _, ctx = gradients.matmul_forward(W, x)
+    _, ctx = gradients.matmul_forward(W, x, objective="flops")
     plain = [rec for rec in ctx.record if rec.P > 1 and rec.Q > 1]
     assert plain
     with monkeypatch.context() as mp:

@@ -400,11 +400,24 @@ def test_planner_beats_fixed_sweeps_and_executes(d, data, batch, seed):
     rng = np.random.default_rng(seed)
     cores = [rng.standard_normal((ranks[k], rows[k], cols[k], ranks[k + 1])) for k in range(d)]
     W = TTMatrix(cores)
-    assert W.matmul_plan(batch).flops == plan.flops
+    assert W.matmul_plan(batch, objective="flops").flops == plan.flops
+    timed = []
+    for objective, batch_last in (("time", False), ("time", True), ("train", False)):
+        tplan = contraction.plan_matmat(rows, cols, ranks, batch, 8, objective, batch_last)
+        timed.append(tplan)
+        train = objective == "train"
+        cost = contraction.modeled_seconds(tplan, batch_last, train)
+        for s in [plan, *sweeps]:
+            assert cost <= contraction.modeled_seconds(s, batch_last, train) * (1 + 1e-12)
+        if d <= 4:  # the same dynamic program, exact for the modelled time too
+            best = min(contraction.modeled_seconds(
+                contraction.plan_from_blocks(rows, cols, ranks, batch, blocks), batch_last, train)
+                for blocks in _all_block_orders(d))
+            assert cost == pytest.approx(best, rel=1e-12)
     X = rng.standard_normal((batch, math.prod(cols)))
     ref = X @ W.full().T
     scale = np.linalg.norm(X) * np.linalg.norm(W.full())
-    for p in [plan, *sweeps]:
+    for p in [plan, *sweeps, *timed]:
         _assert_close(contraction.execute(p, W.cores, X), ref, np.float64, scale)
         _assert_close(contraction.execute(p, W.cores, X.T.copy(), batch_last=True), ref.T,
                       np.float64, scale)

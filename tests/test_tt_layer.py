@@ -65,7 +65,11 @@ def test_structure_and_compression():
     assert sum(p.size for p in layer.cores) == 8448
     assert layer.compression == pytest.approx(1024 * 1024 / 8448)   # 124x
     assert layer.num_params == 8448 + 1024
-    assert layer.flops(100) == layer.weight.matmul_cost(100).flops + 100 * 1024
+    train_plan = layer.weight.matmul_plan(100, objective="train")
+    assert layer.flops(100) == train_plan.flops + 100 * 1024
+    layer.eval()
+    assert layer.flops(100) == layer.weight.matmul_plan(100).flops + 100 * 1024
+    layer.train()
     assert "compression=124.1x" in repr(layer)
     auto = TTLinear(784, 10, 4, rng=0)
     assert auto.weight.shape == (10, 784)

@@ -9,7 +9,7 @@ import numpy as np
 from .._backend import asarray, get_xp, resolve_xp
 from .._validation import as_float_array, check_eps, check_ranks
 from ..construct import gaussian_cores
-from ..contraction import Workspace
+from ..contraction import Workspace, default_objective
 from ..errors import ShapeError
 from ..gradients import matmul_backward, matmul_forward
 from ..matrix import TTMatrix
@@ -46,8 +46,10 @@ class TTLinear(Module):
 
     Notes
     -----
-    The forward pass runs the contraction plan of :meth:`TTMatrix.matmul_cost` and keeps each
-    step's input for the backward pass (:mod:`tensortrain.gradients`): the dense ``W`` is
+    The forward pass runs a contraction plan chosen for training (on NumPy: the least
+    modelled time of the forward and backward passes together, see
+    :func:`tensortrain.contraction.plan_matmat`; after ``eval()``, that of the product alone)
+    and keeps each step's input for the backward pass (:mod:`tensortrain.gradients`): the dense ``W`` is
     never formed.  The layer keeps those intermediate arrays, and the gradients of them, in a
     :class:`tensortrain.contraction.Workspace` that the next call reuses (about the memory
     of one forward and backward pass, held between calls; ``release_workspace()`` frees it),
@@ -147,8 +149,10 @@ class TTLinear(Module):
         return self.out_features * self.in_features / sum(p.size for p in self.cores)
 
     def flops(self, batch=1) -> int:
-        """FLOPs of one forward pass at ``batch`` (the plan's, plus the bias)."""
-        plan = self.weight.matmul_cost(batch)
+        """FLOPs of one forward pass at ``batch`` (the plan's, plus the bias), with the plan
+        the layer runs in its current mode (training or evaluation)."""
+        W = self.weight
+        plan = W.matmul_plan(batch, objective=default_objective(W.cores[0], train=self.training))
         return plan.flops + (batch * self.out_features if self.bias is not None else 0)
 
     @property
@@ -172,7 +176,11 @@ class TTLinear(Module):
         ws = self.__dict__.get("_workspace")
         if ws is None:
             ws = self._workspace = Workspace()
-        y, ctx = matmul_forward(self.weight, x, workspace=ws)
+        W = self.weight
+        # training: the plan with the least modelled time of forward and backward together;
+        # evaluation: that of the product alone (a backward pass still works after either)
+        objective = default_objective(W.cores[0], train=self.training)
+        y, ctx = matmul_forward(W, x, workspace=ws, objective=objective)
         if self.bias is not None:
             y += self.bias.data     # y is a new array (never the input or workspace memory)
         self._cache = ctx

@@ -1,0 +1,153 @@
+"""Plans chosen by modelled time ('time', 'train') beside those chosen by FLOPs ('flops').
+
+The exactness of the search for every objective (against all block orders for d <= 4) and the
+results of every chosen plan are in tests/test_properties.py and tests/test_matrix.py; the
+gradients of 'train' plans against finite differences in tests/test_gradients.py.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+import tensortrain as tt
+from tensortrain import _plan_model, contraction, gradients
+from tensortrain.nn import TTLinear
+
+
+def test_objective_is_checked():
+    with pytest.raises(ValueError, match=r"objective must be one of .*'fast'"):
+        contraction.plan_matmat((2, 2), (2, 2), (1, 2, 1), 3, 8, "fast")
+    W = tt.random_matrix((2, 2), (2, 2), 2, rng=0)
+    with pytest.raises(ValueError, match="objective must be one of"):
+        W.matmul_plan(3, objective="FLOPS")
+    with pytest.raises(ValueError, match="objective must be one of"):
+        gradients.matmul_forward(W, np.ones((3, 4)), objective="speed")
+
+
+def test_default_objective_by_backend():
+    assert contraction.default_objective(np.ones(2)) == "time"
+    assert contraction.default_objective(np.ones(2), train=True) == "train"
+    assert contraction.default_objective(object()) == "flops"           # not a NumPy array
+    W = tt.random_matrix((4, 8, 8, 4), (4, 8, 8, 4), 2, rng=0, dtype=np.float32)
+    assert W.matmul_plan(100).objective == "time"
+    assert W.matmul_plan(100, objective="flops").objective == "flops"
+
+
+def test_products_run_the_time_plan_and_agree_with_the_flop_plan(monkeypatch):
+    """``x @ W.T`` and ``W @ x`` execute the plan ``matmul_plan`` reports for their layout,
+    and give the FLOP plan's result to rounding."""
+    W = tt.random_matrix((4, 8, 8, 4), (4, 8, 8, 4), 2, rng=0)   # time and FLOP plans differ
+    B = 100
+    assert W.matmul_plan(B).order != W.matmul_plan(B, objective="flops").order
+    seen = []
+    real = contraction.execute
+
+    def spy(plan, cores, x, batch_last=False, record=None, workspace=None):
+        seen.append((plan, batch_last))
+        return real(plan, cores, x, batch_last, record, workspace)
+
+    monkeypatch.setattr(contraction, "execute", spy)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((B, 1024))
+    Y = X @ W.T
+    Yt = W @ X.T
+    assert seen == [(W.matmul_plan(B), False), (W.matmul_plan(B, batch_last=True), True)]
+    ref = real(W.matmul_plan(B, objective="flops"), W.cores, X)
+    np.testing.assert_allclose(Y, ref, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+    np.testing.assert_allclose(Yt, ref.T, rtol=1e-12, atol=1e-12 * np.abs(ref).max())
+
+
+def test_sizes_beyond_the_float_range_fall_back_to_flops():
+    d = 1100                         # 2**1100 columns: the state sizes pass the float range
+    rows, cols, ranks = (2,) * d, (2,) * d, (1,) * (d + 1)
+    plan = contraction.plan_matmat(rows, cols, ranks, 1, 8, "time")
+    assert plan.objective == "flops"
+    assert plan.order == contraction.plan_matmat(rows, cols, ranks, 1, 8, "flops").order
+    with pytest.raises(OverflowError):
+        contraction.modeled_seconds(plan)
+
+
+def test_empty_batch_is_priced_and_runs():
+    W = tt.random_matrix((2, 3), (3, 2), 2, rng=0)
+    for objective in ("time", "train"):
+        plan = W.matmul_plan(1, objective=objective)
+        assert contraction.modeled_seconds(plan, train=objective == "train") > 0
+    assert _plan_model.step_seconds(0, 4, 5, 6) >= 0
+    assert (W @ np.ones((6, 0))).shape == (6, 0)
+    assert (np.ones((0, 6)) @ W.T).shape == (0, 6)
+
+
+@pytest.mark.parametrize("itemsize", [4, 8, 16])
+@pytest.mark.parametrize("train", [False, True])
+def test_fast_pricer_equals_the_model(itemsize, train):
+    price = _plan_model.step_pricer(itemsize, train)
+    rnd = random.Random(itemsize + train)
+    for _ in range(3000):
+        P = rnd.choice([0, 1, rnd.randint(2, 10**7)])
+        Q = rnd.choice([0, 1, rnd.randint(2, 10**4)])
+        K, rows = rnd.randint(1, 5000), rnd.randint(1, 5000)
+        extra = (rnd.randint(0, 10**8), rnd.randint(0, 30), rnd.randint(0, 10**6))
+        a = price(P, K, Q, rows, *extra)
+        b = _plan_model.step_seconds(P, K, Q, rows, *extra, itemsize=itemsize, train=train)
+        assert a == pytest.approx(b, rel=1e-13, abs=0)
+        assert a > 0
+
+
+def test_model_grows_with_every_size():
+    """Monotone in each size: a larger step is never priced cheaper (the planner relies on the
+    prices meaning time)."""
+    base = dict(P=1000, K=32, Q=16, rows=16)
+    for train in (False, True):
+        t0 = _plan_model.step_seconds(**base, train=train)
+        for key in base:
+            bigger = dict(base, **{key: base[key] * 2})
+            assert _plan_model.step_seconds(**bigger, train=train) > t0, key
+
+
+def test_layer_trains_with_the_train_plan_and_evaluates_with_the_time_plan():
+    layer = TTLinear(1024, 1024, 2, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4),
+                     dtype=np.float64, rng=0)
+    W = layer.weight
+    x = np.random.default_rng(2).standard_normal((100, 1024))
+    g = np.random.default_rng(3).standard_normal((100, 1024))
+    train_order = W.matmul_plan(100, objective="train").order
+    time_order = W.matmul_plan(100, objective="time").order
+
+    y_train = layer.forward(x)
+    assert tuple((r.step.lo, r.step.hi) for r in layer._cache.record) == train_order
+    dx_train = layer.backward(g)
+    grads_train = [p.grad.copy() for p in layer.cores]
+    layer.zero_grad()
+
+    layer.eval()
+    y_eval = layer.forward(x)
+    assert tuple((r.step.lo, r.step.hi) for r in layer._cache.record) == time_order
+    dx_eval = layer.backward(g)                       # a backward pass works after either
+    grads_eval = [p.grad.copy() for p in layer.cores]
+    assert layer.flops(100) == W.matmul_plan(100).flops + 100 * 1024
+
+    ref = x @ W.full().T
+    np.testing.assert_allclose(y_train - layer.bias.data, ref, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(y_eval, y_train, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(dx_eval, dx_train, rtol=1e-12, atol=1e-12)
+    for a, b in zip(grads_eval, grads_train, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-11 * np.abs(b).max())
+
+
+def test_the_time_objectives_keep_their_lead_on_the_calibration_shapes():
+    """On the shapes the model was fitted on, where measured times showed the FLOP plan
+    clearly slower (docs/performance.md, "Plans chosen by time"), the model still prefers
+    the measured-faster plan: a guard against a refit that loses what it was for."""
+    cases = [   # rows, cols, rank, batch, objective, batch_last, measured-faster blocks
+        ((4, 8, 8, 4), (4, 8, 8, 4), 2, 100, "time", False, ((2, 3), (0, 1))),
+        ((4, 8, 8, 4), (4, 8, 8, 4), 2, 100, "train", False, ((2, 3), (0, 1))),
+        ((4,) * 6, (2, 7, 8, 8, 7, 4), 4, 100, "train", False, ((3, 5), (2, 2), (0, 1))),
+        ((8, 8, 8, 8), (8, 8, 8, 8), 4, 512, "time", True, ((0, 1), (2, 3))),
+    ]
+    for rows, cols, rank, B, objective, batch_last, blocks in cases:
+        r = (1,) + (rank,) * (len(rows) - 1) + (1,)
+        plan = contraction.plan_matmat(rows, cols, r, B, 4, objective, batch_last)
+        assert plan.order == blocks, (rows, objective, plan.describe())

@@ -164,3 +164,73 @@ def test_forward_output_owns_its_memory(n_in, n_out, modes):
     assert not np.shares_memory(y1, y2)
     W = layer.weight.full()
     np.testing.assert_allclose(y2, x @ W.T + layer.bias.data, atol=1e-12)
+
+
+# ---- skipping the input gradient (a network's first layer) ---------------------------------
+def _first_layer_cases():
+    from tensortrain.nn import Linear  # noqa: PLC0415
+    return [TTLinear(60, 12, 3, in_modes=(3, 4, 5), out_modes=(2, 2, 3), dtype=np.float64,
+                     rng=0),
+            TTLinear(1024, 1024, 2, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4),
+                     dtype=np.float64, rng=0),
+            Linear(60, 12, dtype=np.float64, rng=0)]
+
+
+@pytest.mark.parametrize("case", range(3))
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(case):
+    layer = _first_layer_cases()[case]
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((7, layer.in_features))
+    g = rng.standard_normal((7, layer.out_features))
+    layer.forward(x)
+    dx = layer.backward(g)
+    full = [p.grad.copy() for p in layer.parameters()]
+    layer.zero_grad()
+    layer.forward(x)
+    assert layer.backward(g, need_input_grad=False) is None
+    for a, b in zip(full, (p.grad for p in layer.parameters()), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert dx.shape == x.shape
+    with pytest.raises(RuntimeError, match="without a cached forward pass"):
+        layer.backward(g, need_input_grad=False)      # the cache was consumed
+
+
+def test_sequential_and_fit_skip_the_first_input_gradient(monkeypatch):
+    from tensortrain.nn import Linear, ReLU, Sequential, fit  # noqa: PLC0415
+    from tensortrain.nn.optim import SGD  # noqa: PLC0415
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 60))
+    g = rng.standard_normal((6, 4))
+
+    def model():
+        return Sequential(TTLinear(60, 12, 3, in_modes=(3, 4, 5), out_modes=(2, 2, 3),
+                                   dtype=np.float64, rng=0), ReLU(),
+                          Linear(12, 4, dtype=np.float64, rng=1))
+
+    a, b = model(), model()
+    a.forward(x)
+    dx = a.backward(g)
+    b.forward(x)
+    assert b.backward(g, need_input_grad=False) is None
+    assert dx.shape == x.shape
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-13, atol=1e-13)
+    # a first module without the option still runs its backward (for its parameters)
+    c = Sequential(ReLU(), Linear(60, 4, dtype=np.float64, rng=1))
+    c.forward(x)
+    assert c.backward(g, need_input_grad=False) is None
+    assert c.layers[1].weight.grad is not None
+    # fit asks for no input gradient
+    seen = []
+    real = TTLinear.backward
+
+    def spy(self, grad_out, need_input_grad=True):
+        seen.append(need_input_grad)
+        return real(self, grad_out, need_input_grad)
+
+    monkeypatch.setattr(TTLinear, "backward", spy)
+    net = model()
+    y = rng.integers(0, 4, size=6)
+    fit(net, SGD(net.parameters(), lr=0.1), x.astype(np.float64), y, epochs=1, batch_size=3,
+        progress=False)
+    assert seen == [False, False]

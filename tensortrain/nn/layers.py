@@ -91,13 +91,15 @@ class Linear(Module):
         self._cache = x
         return y
 
-    def backward(self, grad_out):
+    skips_input_grad = True
+
+    def backward(self, grad_out, need_input_grad=True):
         x = self._take_cache()
         g = _check_grad(grad_out, (x.shape[0], self.out_features), "Linear")
         self.weight.accumulate(g.T @ x)
         if self.bias is not None:
             self.bias.accumulate(g.sum(axis=0))
-        return g @ self.weight.data
+        return g @ self.weight.data if need_input_grad else None
 
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

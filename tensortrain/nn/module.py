@@ -71,7 +71,15 @@ class Module:
     Subclasses implement ``forward(x)`` and ``backward(grad_out)``.  Parameters and
     sub-modules are found from the instance attributes (also inside lists and tuples), in
     the order they were assigned, so ``parameters()`` and ``state_dict()`` are deterministic.
+
+    A module whose class sets ``skips_input_grad = True`` also accepts
+    ``backward(grad_out, need_input_grad=False)``: it then accumulates its parameter
+    gradients, skips the work of the input gradient and returns ``None`` (``Linear``,
+    ``TTLinear`` and ``Sequential`` do; a network's first layer needs no input gradient).
     """
+
+    #: Whether ``backward`` takes ``need_input_grad`` (see the class docstring).
+    skips_input_grad = False
 
     def __init__(self):
         self.training = True
@@ -243,7 +251,14 @@ class Module:
 
 
 class Sequential(Module):
-    """Modules applied in order; ``backward`` runs them in reverse."""
+    """Modules applied in order; ``backward`` runs them in reverse.
+
+    ``backward(grad_out, need_input_grad=False)`` (what :func:`tensortrain.nn.fit` calls)
+    asks the first module for its parameter gradients only, when it supports that
+    (``skips_input_grad``), and returns ``None``.
+    """
+
+    skips_input_grad = True
 
     def __init__(self, *layers):
         super().__init__()
@@ -258,10 +273,17 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out):
-        for layer in reversed(self.layers):
+    def backward(self, grad_out, need_input_grad=True):
+        for i in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[i]
+            if i == 0 and not need_input_grad:
+                if layer.skips_input_grad:
+                    layer.backward(grad_out, need_input_grad=False)
+                else:
+                    layer.backward(grad_out)
+                return None
             grad_out = layer.backward(grad_out)
-        return grad_out
+        return grad_out if need_input_grad else None
 
     def __getitem__(self, i):
         return self.layers[i]

@@ -325,7 +325,10 @@ def fit(model, optimizer, x, y, *, epochs, batch_size=100, loss="softmax_cross_e
                     optimizer.zero_grad()
                     out = model.forward(xb)
                     batch_loss, grad = loss_fn(out, yb)
-                    model.backward(grad)
+                    if getattr(model, "skips_input_grad", False):   # no gradient for the data
+                        model.backward(grad, need_input_grad=False)
+                    else:
+                        model.backward(grad)
                     optimizer.step()
                     total = total + xp.asarray(batch_loss, dtype=np.float64) * len(idx)
                     if _is_classification(out, yb):

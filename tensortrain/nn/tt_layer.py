@@ -186,13 +186,17 @@ class TTLinear(Module):
         self._cache = ctx
         return y
 
-    def backward(self, grad_out):
+    skips_input_grad = True
+
+    def backward(self, grad_out, need_input_grad=True):
+        """Accumulate the gradients of the cores (and bias) and return that of the input
+        (``None`` with ``need_input_grad=False``, which skips its products)."""
         ctx = self._take_cache()
         grad_out = as_float_array(grad_out, "grad_out")
         if grad_out.shape != (ctx.batch, self.out_features):
             raise ShapeError(f"TTLinear.backward expects grad_out of shape "
                              f"{(ctx.batch, self.out_features)}, got {grad_out.shape}")
-        dx, dcores = matmul_backward(ctx, grad_out)
+        dx, dcores = matmul_backward(ctx, grad_out, bool(need_input_grad))
         for p, g in zip(self.cores, dcores):
             p.accumulate(g)
         if self.bias is not None:

@@ -4,8 +4,12 @@
 ``(B, n_1 * ... * n_d)``.  The input is absorbed core block by core block; a *block* is a run
 of neighbouring cores merged into one before it meets the data.  The state after absorbing the
 cores ``i..j`` holds the indices ``(b, n_1..n_{i-1}, r_{i-1}, m_i..m_j, r_j, n_{j+1}..n_d)``, so
-its size, and the cost of every next step, depend only on ``(i, j)``.  Plans are chosen by
-FLOPs (merging the cores of a block included), ties broken by peak temporary memory.
+its size, and the cost of every next step, depend only on ``(i, j)``.  A plan minimizes the
+sum of its steps' prices for an *objective*: ``'flops'`` (FLOPs, merging the cores of a block
+included, ties broken by peak temporary memory), ``'time'`` (the modelled CPU time of the
+product, :mod:`tensortrain._plan_model`) or ``'train'`` (of the product and its backward
+pass).  NumPy products use ``'time'``, layers in training ``'train'``, CuPy ``'flops'``
+(:func:`default_objective`).
 
 **The search.**  Every candidate step costs ``O(1)``: the sizes it needs are read from prefix
 products of the modes, never recomputed over the cores.
@@ -22,10 +26,11 @@ products of the modes, never recomputed over the cores.
   plan in ``O(d * SWEEP_MAX_BLOCK)`` candidate steps, so planning time grows about linearly
   with ``d``.
 
-Guarantees: both searches contain the two one-core-at-a-time sweeps
-(:func:`fixed_sweep_plan`), so a plan never has more FLOPs than the better of them; every plan
-the restricted search can return is also a candidate of the exact one, so where both apply
-the exact plan is never more expensive.  Middle-out orders and blocks wider than
+Guarantees (for every objective, in its own measure): both searches contain the two
+one-core-at-a-time sweeps (:func:`fixed_sweep_plan`), so a plan never costs more than the
+better of them (with ``'flops'``: never has more FLOPs); every plan the restricted search can
+return is also a candidate of the exact one, so where both apply the exact plan is never more
+expensive.  Middle-out orders and blocks wider than
 ``SWEEP_MAX_BLOCK`` are only found for ``d <= EXACT_MAX_CORES``.
 
 **Blocks of any width.**  A merged block is built core by core as a 4-D array

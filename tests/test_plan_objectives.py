@@ -151,3 +151,16 @@ def test_the_time_objectives_keep_their_lead_on_the_calibration_shapes():
         r = (1,) + (rank,) * (len(rows) - 1) + (1,)
         plan = contraction.plan_matmat(rows, cols, r, B, 4, objective, batch_last)
         assert plan.order == blocks, (rows, objective, plan.describe())
+
+
+def test_backend_decides_the_default_objective(xp):
+    """NumPy products and layers choose plans by modelled CPU time; CuPy keeps the fewest
+    FLOPs (a stack of products is one batched kernel there, which the model does not
+    describe), for products and for training alike."""
+    W = tt.random_matrix((4, 8, 8, 4), (4, 8, 8, 4), 2, rng=0, dtype=np.float32, xp=xp)
+    on_cpu = xp is np
+    assert W.matmul_plan(100).objective == ("time" if on_cpu else "flops")
+    x = xp.asarray(np.random.default_rng(0).standard_normal((100, 1024)).astype(np.float32))
+    _, ctx = gradients.matmul_forward(W, x)
+    expected = W.matmul_plan(100, objective="train" if on_cpu else "flops").order
+    assert tuple((r.step.lo, r.step.hi) for r in ctx.record) == expected

@@ -54,10 +54,18 @@ def _assert_valid(plan, d, max_width=None):
 
 
 def _assert_no_worse_than_sweeps(plan):
+    """No worse than either one-core sweep, in the plan's own measure: FLOPs, or the
+    modelled time of the 'time' / 'train' objectives (batch in front)."""
     for direction in ("left", "right"):
         sweep = contraction.fixed_sweep_plan(plan.row_modes, plan.col_modes, plan.ranks,
-                                             plan.batch, direction)
-        assert plan.flops <= sweep.flops
+                                             plan.batch, direction, plan.itemsize)
+        if plan.objective == "flops":
+            assert plan.flops <= sweep.flops
+        else:
+            assert plan.objective in ("time", "train")
+            train = plan.objective == "train"
+            assert (contraction.modeled_seconds(plan, train=train)
+                    <= contraction.modeled_seconds(sweep, train=train) * (1 + 1e-12))
 
 
 def _close(a, b, rtol=1e-10):
@@ -85,11 +93,13 @@ def test_identity_with_1000_unit_modes():
     _assert_no_worse_than_sweeps(plan)
 
 
+@pytest.mark.parametrize("objective", ["flops", "time", "train"])
 @pytest.mark.parametrize("d", [200, 1000])
 @pytest.mark.parametrize("batch", [1, 5])
-def test_qtt_plans_are_valid_and_beat_both_sweeps(d, batch):
+def test_qtt_plans_are_valid_and_beat_both_sweeps(d, batch, objective):
     ranks = (1,) + (2,) * (d - 1) + (1,)
-    plan = contraction.plan_matmat((2,) * d, (2,) * d, ranks, batch)
+    plan = contraction.plan_matmat((2,) * d, (2,) * d, ranks, batch, 8, objective)
+    assert plan.objective == objective
     assert d > contraction.EXACT_MAX_CORES
     _assert_valid(plan, d, contraction.SWEEP_MAX_BLOCK)
     _assert_no_worse_than_sweeps(plan)

@@ -164,3 +164,49 @@ def test_backend_decides_the_default_objective(xp):
     _, ctx = gradients.matmul_forward(W, x)
     expected = W.matmul_plan(100, objective="train" if on_cpu else "flops").order
     assert tuple((r.step.lo, r.step.hi) for r in ctx.record) == expected
+
+
+def _sweep_orders(d, width):
+    """Every block sweep from the left or from the right with blocks of at most ``width``."""
+    def compositions(n):
+        if n == 0:
+            yield []
+            return
+        for w in range(1, min(width, n) + 1):
+            for rest in compositions(n - w):
+                yield [w, *rest]
+    for widths in compositions(d):
+        lo, left = 0, []
+        for w in widths:
+            left.append((lo, lo + w - 1))
+            lo += w
+        yield left
+        hi, right = d - 1, []
+        for w in widths:
+            right.append((hi - w + 1, hi))
+            hi -= w
+        yield right
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_sweep_search_is_exact_for_the_time_objectives(seed):
+    """The search used beyond EXACT_MAX_CORES cores, forced on short trains: for every
+    objective and batch layout it finds the least modelled time among all block sweeps
+    (which checks the sizes it prices against those ``execute`` runs)."""
+    rng = np.random.default_rng(seed)
+    d = int(rng.integers(2, 6))
+    rows = tuple(int(v) for v in rng.integers(1, 6, size=d))
+    cols = tuple(int(v) for v in rng.integers(1, 6, size=d))
+    ranks = (1, *(int(v) for v in rng.integers(1, 7, size=d - 1)), 1)
+    batch, width = int(rng.integers(1, 40)), int(rng.integers(1, 4))
+    for objective, batch_last in (("time", False), ("time", True), ("train", False)):
+        train = objective == "train"
+        plan = contraction._plan_search(rows, cols, ranks, batch, 8, exact_max_cores=0,
+                                        max_block=width, objective=objective,
+                                        batch_last=batch_last)
+        assert all(s.hi - s.lo < width for s in plan.steps)
+        cost = contraction.modeled_seconds(plan, batch_last, train)
+        best = min(contraction.modeled_seconds(
+            contraction.plan_from_blocks(rows, cols, ranks, batch, blocks, 8), batch_last, train)
+            for blocks in _sweep_orders(d, width))
+        assert cost == pytest.approx(best, rel=1e-12), (objective, batch_last, plan.order)

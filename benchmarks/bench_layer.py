@@ -213,8 +213,8 @@ def hand_fns(layer, X, dy):
 
 
 def _train_objective(W):
-    """The objective ``TTLinear`` trains with on ``W``'s backend (older versions of the
-    package, loaded by ``--compare``, have no objectives: ``None``)."""
+    """The objective ``TTLinear`` trains with on ``W``'s backend, as the package under test
+    (the working tree) chooses it; only the working tree's layer gets a hand-written loop."""
     from tensortrain import contraction  # noqa: PLC0415
     return contraction.default_objective(W.cores[0], train=True)
 

@@ -119,9 +119,23 @@ def _measure(tt, name, shape, max_plans, repeats, rng):
     fewest = contraction.plan_matmat(m, n, r, B, 4, "flops").flops
     plans = [contraction.plan_from_blocks(m, n, r, B, b, 4) for b in _all_plans(d)]
     plans = sorted((p for p in plans if p.flops <= 8 * fewest), key=lambda p: p.flops)
+    plans = plans[:max_plans]
+    # the plans the library picks are measured too (for the report, not for the fit) when
+    # they are not among those already
+    picked = {key: contraction.plan_matmat(m, n, r, B, 4, objective, batch_last).order
+              for key, objective, batch_last in (("flops", "flops", False),
+                                                 ("product", "time", False),
+                                                 ("product_batch_last", "time", True),
+                                                 ("train", "train", False))}
+    have = {p.order for p in plans}
+    extra = []
+    for order in picked.values():
+        if order not in have:
+            have.add(order)
+            extra.append(contraction.plan_from_blocks(m, n, r, B, order, 4))
     rows = []
     with _StepTimer(contraction, gradients) as timer:
-        for plan in plans[:max_plans]:
+        for plan in plans + extra:
             ws, ws_last = contraction.Workspace(), contraction.Workspace()
             timer.clear()
             totals = []
@@ -155,6 +169,8 @@ def _measure(tt, name, shape, max_plans, repeats, rng):
             pf, pl = np.median(np.array(plain), axis=0)
             tf, tb = np.median(np.array(totals), axis=0)
             rows.append({"shape": name, "blocks": [list(b) for b in plan.order],
+                         "extra": plan in extra, "picked_by": sorted(
+                             key for key, order in picked.items() if order == plan.order),
                          "flops": plan.flops, "forward": float(tf), "backward": float(tb),
                          "forward_batch_last": float(np.median(last_totals)),
                          "product": float(pf), "product_batch_last": float(pl),
@@ -185,6 +201,7 @@ def _fit(rows):
 
     from tensortrain import _plan_model  # noqa: PLC0415
     feats = _plan_model._features
+    rows = [row for row in rows if not row["extra"]]     # the library's picks only report
     # stage 1: per-step products
     fwd, bwd = {}, {}
     for row in rows:
@@ -247,10 +264,10 @@ def _fit(rows):
 
 
 def _evaluate(rows, coefficients):
-    """Per shape: the measured times of the plans picked by FLOPs, by the library's model,
-    by ``coefficients``, and the fastest; for the product (both layouts) and for training."""
+    """Per shape and pass: the measured times of the plan with the fewest FLOPs, of the plan
+    the library picks (``plan_matmat``, measured even when it is outside the fitted set), of
+    the measured plan the new ``coefficients`` rank first, and of the fastest plan measured."""
     from tensortrain import _plan_model, contraction  # noqa: PLC0415
-    saved = _plan_model.COEFFICIENTS
     by_shape = {}
     for row in rows:
         by_shape.setdefault(row["shape"], []).append(row)
@@ -258,21 +275,23 @@ def _evaluate(rows, coefficients):
     for name, group in by_shape.items():
         for kind, key, batch_last, train in (("X @ W.T", "product", False, False),
                                              ("W @ X", "product_batch_last", True, False),
-                                             ("train", None, False, True)):
+                                             ("train", "train", False, True)):
             measured = np.array([(g["forward"] + g["backward"]) if train else g[key]
                                  for g in group])
-            picks = [int(np.argmin([g["flops"] for g in group]))]
-            for coef in (saved, coefficients):
-                _plan_model.COEFFICIENTS = coef
-                try:
-                    picks.append(int(np.argmin([contraction.modeled_seconds(
-                        g["plan"], batch_last, train) for g in group])))
-                finally:
-                    _plan_model.COEFFICIENTS = saved
+            fewest = next(i for i, g in enumerate(group) if "flops" in g["picked_by"])
+            library = next(i for i, g in enumerate(group) if key in g["picked_by"])
+            saved = _plan_model.COEFFICIENTS
+            _plan_model.COEFFICIENTS = coefficients
+            try:
+                fitted = int(np.argmin([contraction.modeled_seconds(g["plan"], batch_last, train)
+                                        for g in group]))
+            finally:
+                _plan_model.COEFFICIENTS = saved
             out.append({"shape": name, "kind": kind, "plans": len(group),
-                        "fewest_flops": measured[picks[0]], "library_model": measured[picks[1]],
-                        "fitted_model": measured[picks[2]], "fastest": measured.min(),
-                        "library_blocks": group[picks[1]]["blocks"]})
+                        "fewest_flops": measured[fewest], "library_model": measured[library],
+                        "fitted_model": measured[fitted], "fastest": measured.min(),
+                        "library_blocks": group[library]["blocks"],
+                        "library_pick_measured_apart": bool(group[library]["extra"])})
     return out
 
 
@@ -321,7 +340,9 @@ def main(argv=None):
         ratio = np.exp(np.mean([np.log(e[key] / e["fastest"]) for e in evaluation]))
         print(f"geometric mean of (picked / fastest), {key}: {ratio:.3f}")
     if not args.no_json:
-        payload = {"coefficients": coefficients, "evaluation": evaluation,
+        from tensortrain import _plan_model  # noqa: PLC0415
+        payload = {"coefficients": coefficients, "library_coefficients": _plan_model.COEFFICIENTS,
+                   "evaluation": evaluation,
                    "measurements": [{k: v for k, v in r.items()
                                      if k not in ("plan", "steps", "steps_batch_last")}
                                     for r in rows]}

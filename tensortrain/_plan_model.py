@@ -110,7 +110,7 @@ def step_pricer(itemsize=4, train=False):
     def price(P, K, Q, rows, merge_flops, merges, merged):
         t = c0 + c1 * merge_flops + c2 * merges + c3 * merged
         if P == 0 or Q == 0:
-            return t
+            return _finite(t)
         pq = float(P) * Q
         pkq = pq * K
         written = pq * rows
@@ -120,7 +120,7 @@ def step_pricer(itemsize=4, train=False):
             t += a0 + a1 * mult + a2 * pkq + a3 * written
             if rows * K <= _SMALL_BLOCK:
                 t += a4 * mult
-            return t
+            return _finite(t)
         t += b0 * P + b2 * pkq + b3 * written + b4 * (float(P) * rows * K) + b5 * mult / min(Q, 64)
         if rows * K * Q >= _SMALL_PRODUCT:
             t += b6 * mult
@@ -128,9 +128,17 @@ def step_pricer(itemsize=4, train=False):
                 t += b7 * mult
         else:
             t += b1 * mult
-        return t
+        return _finite(t)
 
     return price
+
+
+def _finite(t):
+    """``t``, or ``OverflowError`` when sizes near the float range made it ``inf`` or NaN
+    (the planner then falls back to FLOPs, counted exactly)."""
+    if t - t != 0.0:                         # inf - inf and NaN - NaN are NaN
+        raise OverflowError(f"a modelled time is not finite ({t}): sizes beyond the model")
+    return t
 
 
 def _dot(a, b):
@@ -143,7 +151,8 @@ def step_seconds(P, K, Q, rows, merge_flops=0, merges=0, merged=0, itemsize=4, t
     backward pass plus that backward pass.
 
     ``merge_flops``, ``merges`` and ``merged`` describe the merging of the block's cores (0 for
-    a block of one core).  Raises ``OverflowError`` when the sizes leave the float range.
+    a block of one core).  Raises ``OverflowError`` when the sizes, or the time, leave the
+    float range.
     """
     single, stack, step = _features(P, K, Q, rows, merge_flops, merges, merged, itemsize)
     total = 0.0
@@ -155,4 +164,4 @@ def step_seconds(P, K, Q, rows, merge_flops=0, merges=0, merged=0, itemsize=4, t
     if not train:
         written = (single or stack)[3]
         total += _dot(COEFFICIENTS["forward"]["product_step"], (*step, written))
-    return total
+    return _finite(total)

@@ -38,7 +38,7 @@ expensive.  Middle-out orders and blocks wider than
 with one axis per mode, so blocks of any number of cores stay within NumPy's limit of 64
 dimensions.  Each step is one (batched) GEMM on a view of the state, never a transposing copy
 of the data (see :func:`execute`).  Plans are cached per ``(row modes, column modes, ranks,
-batch, itemsize)``.
+batch, itemsize, objective, batch layout)`` (the layout only for the time objectives).
 
 **Execution.**  :class:`Gemm` gives the sizes of a step as the GEMM
 ``out[p, n, q] = sum_k block[n, k] state[p, k, q]``; the planner's cost model, :func:`execute`
@@ -484,8 +484,8 @@ def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False) -> flo
     ``X @ W.T`` (``W @ X`` with ``batch_last``), plus its backward pass with ``train``.
 
     The number the ``'time'`` and ``'train'`` objectives minimize; rough in absolute terms,
-    meant for comparing plans of one shape.  Raises ``OverflowError`` for sizes beyond the
-    float range.
+    meant for comparing plans of one shape.  Raises ``OverflowError`` when sizes or the total
+    leave the float range.
     """
     m, n, r, B = plan.row_modes, plan.col_modes, plan.ranks, plan.batch
     mpre, npre, nsuf = _prefix(m), _prefix(n), _suffix(n)
@@ -499,7 +499,7 @@ def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False) -> flo
                       * (npre[step.hi + 1] // npre[step.lo]) * r[step.hi + 1])
         total += _plan_model.step_seconds(g.P, g.K, g.Q, g.rows, step.merge_flops,
                                           step.hi - step.lo, merged, plan.itemsize, train)
-    return total
+    return _plan_model._finite(total)
 
 
 def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores=None,
@@ -512,8 +512,10 @@ def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores
         try:
             blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block,
                             _time_cost(int(itemsize), objective == "train"), bool(batch_last))
-            return plan_from_blocks(m, n, r, batch, blocks, itemsize, objective)
-        except OverflowError:       # sizes beyond the float range: FLOPs, as exact integers
+            plan = plan_from_blocks(m, n, r, batch, blocks, itemsize, objective)
+            modeled_seconds(plan, bool(batch_last), objective == "train")   # finite, or raise
+            return plan
+        except OverflowError:       # sizes or times beyond the float range: exact FLOPs
             pass
     blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block)
     return plan_from_blocks(m, n, r, batch, blocks, itemsize, "flops")

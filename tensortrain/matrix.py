@@ -247,7 +247,9 @@ class TTMatrix(_TTBase):
         Returns a :class:`tensortrain.contraction.ContractionPlan` with ``flops``,
         ``peak_bytes`` (temporaries), ``dense_flops``, the chosen order of core blocks and the
         ``objective`` it was chosen for.  ``itemsize`` (bytes per entry) defaults to the
-        cores' dtype.  ``objective`` (see :func:`tensortrain.contraction.plan_matmat`)
+        cores' dtype; a product runs the plan for its *result* dtype (float32 cores times
+        float64 data: ``itemsize=8``), and the modelled time, so the ``'time'`` plan, can
+        depend on it.  ``objective`` (see :func:`tensortrain.contraction.plan_matmat`)
         defaults to what the products use: ``'time'`` (modelled CPU time) for NumPy cores,
         ``'flops'`` on other backends.
 

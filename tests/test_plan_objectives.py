@@ -210,3 +210,19 @@ def test_the_sweep_search_is_exact_for_the_time_objectives(seed):
             contraction.plan_from_blocks(rows, cols, ranks, batch, blocks, 8), batch_last, train)
             for blocks in _sweep_orders(d, width))
         assert cost == pytest.approx(best, rel=1e-12), (objective, batch_last, plan.order)
+
+
+@pytest.mark.parametrize("d", [1010, 1020, 1023])
+def test_times_that_overflow_without_a_size_overflowing_fall_back_to_flops(d):
+    """Each size fits a float but a product of them does not: the price would be inf or NaN
+    (and NaN never loses a comparison), so the planner must fall back to exact FLOPs."""
+    rows, cols, ranks = (2,) * d, (2,) * d, (1,) + (4,) * (d - 1) + (1,)
+    plan = contraction.plan_matmat(rows, cols, ranks, 1, 4, "time")
+    flops = contraction.plan_matmat(rows, cols, ranks, 1, 4, "flops")
+    assert plan.objective == "flops"
+    assert plan.order == flops.order
+    with pytest.raises(OverflowError):
+        _plan_model.step_seconds(2**1000, 4, 2, 2**30)
+    price = _plan_model.step_pricer(4, True)
+    with pytest.raises(OverflowError):
+        price(2**1000, 4, 2, 2**30, 0, 0, 0)

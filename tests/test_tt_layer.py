@@ -234,3 +234,29 @@ def test_sequential_and_fit_skip_the_first_input_gradient(monkeypatch):
     fit(net, SGD(net.parameters(), lr=0.1), x.astype(np.float64), y, epochs=1, batch_size=3,
         progress=False)
     assert seen == [False, False]
+
+
+def test_subclasses_that_override_backward_without_the_flag_still_work():
+    """Support for ``need_input_grad`` is read from the class's own ``backward``: a subclass
+    with the plain ``backward(grad_out)`` is called without the keyword."""
+    from tensortrain.nn import Linear, Sequential  # noqa: PLC0415
+
+    class Plain(Linear):
+        def backward(self, grad_out):
+            return super().backward(grad_out)
+
+    class PlainSequential(Sequential):
+        def backward(self, grad_out):
+            return super().backward(grad_out)
+
+    rng = np.random.default_rng(6)
+    x, g = rng.standard_normal((5, 16)), rng.standard_normal((5, 4))
+    assert Linear(16, 4).skips_input_grad and not Plain(16, 4).skips_input_grad
+    seq = Sequential(Plain(16, 4, dtype=np.float64, rng=0))
+    seq.forward(x)
+    assert seq.backward(g, need_input_grad=False) is None
+    assert seq.layers[0].weight.grad is not None
+    outer = PlainSequential(Linear(16, 4, dtype=np.float64, rng=0))
+    assert not outer.skips_input_grad
+    outer.forward(x)
+    assert outer.backward(g).shape == x.shape

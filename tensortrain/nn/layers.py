@@ -91,8 +91,6 @@ class Linear(Module):
         self._cache = x
         return y
 
-    skips_input_grad = True
-
     def backward(self, grad_out, need_input_grad=True):
         x = self._take_cache()
         g = _check_grad(grad_out, (x.shape[0], self.out_features), "Linear")

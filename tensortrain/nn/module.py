@@ -8,6 +8,7 @@ raises ``RuntimeError``; the cache is consumed by ``backward``.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 
 import numpy as np
@@ -65,6 +66,21 @@ class Parameter:
                 f"backend={backend_name(xp)})")
 
 
+_TAKES_FLAG: dict = {}
+
+
+def _takes_need_input_grad(cls) -> bool:
+    """Whether ``cls.backward`` has a ``need_input_grad`` parameter (cached per class)."""
+    known = _TAKES_FLAG.get(cls)
+    if known is None:
+        try:
+            params = inspect.signature(cls.backward).parameters
+        except (TypeError, ValueError):      # no signature to read: assume the plain form
+            params = {}
+        known = _TAKES_FLAG[cls] = "need_input_grad" in params
+    return known
+
+
 class Module:
     """Base class of layers and containers.
 
@@ -72,14 +88,19 @@ class Module:
     sub-modules are found from the instance attributes (also inside lists and tuples), in
     the order they were assigned, so ``parameters()`` and ``state_dict()`` are deterministic.
 
-    A module whose class sets ``skips_input_grad = True`` also accepts
+    A module whose ``backward`` has a ``need_input_grad`` parameter also accepts
     ``backward(grad_out, need_input_grad=False)``: it then accumulates its parameter
     gradients, skips the work of the input gradient and returns ``None`` (``Linear``,
     ``TTLinear`` and ``Sequential`` do; a network's first layer needs no input gradient).
+    :attr:`skips_input_grad` says whether it does, read from the signature of the class's
+    own ``backward``, so a subclass that overrides ``backward(grad_out)`` is called without
+    the keyword.
     """
 
-    #: Whether ``backward`` takes ``need_input_grad`` (see the class docstring).
-    skips_input_grad = False
+    @property
+    def skips_input_grad(self) -> bool:
+        """Whether ``backward`` takes ``need_input_grad`` (see the class docstring)."""
+        return _takes_need_input_grad(type(self))
 
     def __init__(self):
         self.training = True
@@ -257,8 +278,6 @@ class Sequential(Module):
     asks the first module for its parameter gradients only, when it supports that
     (``skips_input_grad``), and returns ``None``.
     """
-
-    skips_input_grad = True
 
     def __init__(self, *layers):
         super().__init__()

@@ -150,7 +150,8 @@ class TTLinear(Module):
 
     def flops(self, batch=1) -> int:
         """FLOPs of one forward pass at ``batch`` (the plan's, plus the bias), with the plan
-        the layer runs in its current mode (training or evaluation)."""
+        the layer runs in its current mode (training or evaluation) for inputs of its own
+        dtype."""
         W = self.weight
         plan = W.matmul_plan(batch, objective=default_objective(W.cores[0], train=self.training))
         return plan.flops + (batch * self.out_features if self.bias is not None else 0)
@@ -185,8 +186,6 @@ class TTLinear(Module):
             y += self.bias.data     # y is a new array (never the input or workspace memory)
         self._cache = ctx
         return y
-
-    skips_input_grad = True
 
     def backward(self, grad_out, need_input_grad=True):
         """Accumulate the gradients of the cores (and bias) and return that of the input

@@ -74,10 +74,10 @@ def _takes_need_input_grad(cls) -> bool:
     known = _TAKES_FLAG.get(cls)
     if known is None:
         try:
-            params = inspect.signature(cls.backward).parameters
+            names = set(inspect.signature(cls.backward).parameters)
         except (TypeError, ValueError):      # no signature to read: assume the plain form
-            params = {}
-        known = _TAKES_FLAG[cls] = "need_input_grad" in params
+            names = set()
+        known = _TAKES_FLAG[cls] = "need_input_grad" in names
     return known
 
 

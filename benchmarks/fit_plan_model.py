@@ -178,19 +178,6 @@ def _measure(tt, name, shape, max_plans, repeats, rng):
     return rows
 
 
-def _step_extras(plan):
-    """(merge FLOPs, merges, merged elements) per step of a plan."""
-    m, n, r = plan.row_modes, plan.col_modes, plan.ranks
-    out = []
-    for s in plan.steps:
-        merged = 0
-        if s.hi > s.lo:
-            merged = (r[s.lo] * int(np.prod(m[s.lo:s.hi + 1])) * int(np.prod(n[s.lo:s.hi + 1]))
-                      * r[s.hi + 1])
-        out.append((s.merge_flops, s.hi - s.lo, merged))
-    return out
-
-
 def _vector(single, stack):
     """The stage-1 feature vector: the single-GEMM features, then the stack features."""
     return list(single or (0.0,) * 5) + list(stack or (0.0,) * 8)
@@ -224,13 +211,15 @@ def _fit(rows):
     def steps_of(row, batch_last):
         from tensortrain import contraction  # noqa: PLC0415
         plan = row["plan"]
-        m, n, r, B = plan.row_modes, plan.col_modes, plan.ranks, plan.batch
-        mpre, npre, nsuf = contraction._prefix(m), contraction._prefix(n), contraction._suffix(n)
+        B = plan.batch
+        c = contraction._Costs(plan.row_modes, plan.col_modes, plan.ranks, B)
         bf, bb = (1, B) if batch_last else (B, 1)
         interval, out = None, []
-        for s, (mf, nm, merged) in zip(plan.steps, _step_extras(plan), strict=True):
-            g, interval = contraction._gemm(mpre, npre, nsuf, r, interval, s.lo, s.hi, bf, bb)
-            out.append(feats(g.P, g.K, g.Q, g.rows, mf, nm, merged, 4))
+        for s in plan.steps:
+            g, interval = contraction._gemm(c.mpre, c.npre, c.nsuf, c.r, interval, s.lo, s.hi,
+                                            bf, bb)
+            out.append(feats(g.P, g.K, g.Q, g.rows, s.merge_flops, s.hi - s.lo,
+                             c.core_size(s.lo, s.hi), 4))
         return out
 
     Zf, Rf, Zb, Rb = [], [], [], []

@@ -21,9 +21,10 @@ state[p, k, q]`` (sizes ``P, K, Q`` and ``rows``, as in :class:`tensortrain.cont
 * and per step: a fixed cost (Python and the block's reshape), the FLOPs of merging the
   block's cores, the number of merges, and the elements of the merged block.
 
-Two sets of coefficients: the forward product, and the backward pass of the same step (its
+Coefficients for the forward product, and for the backward pass of the same step (its
 block gradient and its state gradient, and splitting a merged block's gradient over its
-cores).  They were fitted by non-negative least squares on relative error to the measured
+cores); the per-step terms of the plain product (``product_step``, fresh arrays, nothing
+kept) differ from those of a forward pass that keeps its states.  They were fitted by non-negative least squares on relative error to the measured
 times of every step of every plan within 8x of the fewest FLOPs, for thirteen layer shapes
 (float32, OpenBLAS with 2 threads, AVX-512; ``benchmarks/fit_plan_model.py`` measures and
 fits them again on another machine).  Other item sizes scale the FLOP and element terms by
@@ -100,12 +101,12 @@ def step_pricer(itemsize=4, train=False):
     else:
         step = list(COEFFICIENTS["forward"]["product_step"])
     s = itemsize / 4.0
-    a0, a1, a2, a3, a4 = single[0], single[1] * 2 * s, single[2] * s, single[3] * s, single[4]
+    # per-FLOP terms take 2 s (they multiply mult = FLOPs / 2 / s), per-element terms s
+    a0, a1, a2, a3 = single[0], single[1] * 2 * s, single[2] * s, single[3] * s
+    a4 = single[4] * 2 * s
     b0, b1, b2, b3 = stack[0], stack[1] * 2 * s, stack[2] * s, stack[3] * s
-    b4, b5, b6, b7 = stack[4] * s, stack[5], stack[6] * 2 * s, stack[7] * 2 * s
+    b4, b5, b6, b7 = stack[4] * s, stack[5] * 2 * s, stack[6] * 2 * s, stack[7] * 2 * s
     c0, c1, c2, c3, c4 = step[0], step[1] * s, step[2], step[3] * s, step[4] * s
-    a4 *= 2 * s
-    b5 *= 2 * s
 
     def price(P, K, Q, rows, merge_flops, merges, merged):
         t = c0 + c1 * merge_flops + c2 * merges + c3 * merged

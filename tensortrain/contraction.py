@@ -469,14 +469,9 @@ def default_objective(array, train=False):
     forward pass that a backward pass follows) for NumPy arrays, whose stacked products run
     one small BLAS call at a time, so that FLOPs misjudge them; ``'flops'`` elsewhere (CuPy
     runs a stack as one batched kernel)."""
-    if type(array) is np.ndarray or isinstance(array, np.ndarray):
+    if isinstance(array, np.ndarray):
         return "train" if train else "time"
     return "flops"
-
-
-def _time_cost(itemsize, train):
-    """The step price of the ``'time'`` / ``'train'`` objectives for :func:`_solve`."""
-    return _plan_model.step_pricer(itemsize, train)
 
 
 def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False) -> float:
@@ -487,18 +482,16 @@ def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False) -> flo
     meant for comparing plans of one shape.  Raises ``OverflowError`` when sizes or the total
     leave the float range.
     """
-    m, n, r, B = plan.row_modes, plan.col_modes, plan.ranks, plan.batch
-    mpre, npre, nsuf = _prefix(m), _prefix(n), _suffix(n)
+    B = plan.batch
+    costs = _Costs(plan.row_modes, plan.col_modes, plan.ranks, B)
     bf, bb = (1, B) if batch_last else (B, 1)
     interval, total = None, 0.0
     for step in plan.steps:
-        g, interval = _gemm(mpre, npre, nsuf, r, interval, step.lo, step.hi, bf, bb)
-        merged = 0
-        if step.hi > step.lo:
-            merged = (r[step.lo] * (mpre[step.hi + 1] // mpre[step.lo])
-                      * (npre[step.hi + 1] // npre[step.lo]) * r[step.hi + 1])
+        g, interval = _gemm(costs.mpre, costs.npre, costs.nsuf, costs.r, interval, step.lo,
+                            step.hi, bf, bb)
         total += _plan_model.step_seconds(g.P, g.K, g.Q, g.rows, step.merge_flops,
-                                          step.hi - step.lo, merged, plan.itemsize, train)
+                                          step.hi - step.lo, costs.core_size(step.lo, step.hi),
+                                          plan.itemsize, train)
     return _plan_model._finite(total)
 
 
@@ -511,7 +504,8 @@ def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores
     if objective != "flops":
         try:
             blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block,
-                            _time_cost(int(itemsize), objective == "train"), bool(batch_last))
+                            _plan_model.step_pricer(int(itemsize), objective == "train"),
+                            bool(batch_last))
             plan = plan_from_blocks(m, n, r, batch, blocks, itemsize, objective)
             modeled_seconds(plan, bool(batch_last), objective == "train")   # finite, or raise
             return plan

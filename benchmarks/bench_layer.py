@@ -252,6 +252,32 @@ def dense_fns(layer, X, dy):
     return forward, forward_backward
 
 
+def product_floor(layer, X, repeats):
+    """The training plan's products alone: each step's forward GEMM (or stack of GEMMs) and
+    its two backward ones (the block's and the state's gradient), timed one at a time on
+    arrays made beforehand, with none of the rest (merging the cores, splitting the block
+    gradients, bias, Python).  Returns ``(forward_s, backward_s, steps)``: sums of the best
+    times, and per step ``(P, K, Q, rows, forward_s, backward_s)``.  Their ratio is what
+    forward + backward / forward comes to when only the products cost anything."""
+    from tensortrain import contraction, gradients  # noqa: PLC0415
+    _, ctx = gradients.matmul_forward(layer.weight, X, objective=_train_objective(layer.weight))
+    rng = np.random.default_rng(2)
+    fns = []
+    for rec in ctx.record:
+        g = rec.code.gemm
+        out = np.empty(g.P * g.rows * g.Q, dtype=X.dtype)
+        dout = rng.standard_normal(g.P * g.rows * g.Q).astype(X.dtype)
+        din = np.empty(g.P * g.K * g.Q, dtype=X.dtype)
+        fns.append(lambda rec=rec, out=out: contraction._apply(rec.block, rec.state, rec.code,
+                                                               np, out))
+        fns.append(lambda rec=rec, dout=dout, din=din: gradients._gemm_grads(rec, dout, True,
+                                                                              np, din))
+    best = [r["best"] for r in C.time_many(fns, repeats=repeats)]
+    steps = [(rec.P, rec.K, rec.Q, rec.code.gemm.rows, best[2 * i], best[2 * i + 1])
+             for i, rec in enumerate(ctx.record)]
+    return sum(best[0::2]), sum(best[1::2]), steps
+
+
 def main():
     p = C.base_parser(__doc__.splitlines()[0])
     p.add_argument("--compare", metavar="DIR", default=None,
@@ -312,6 +338,17 @@ def main():
             print(line)
         print(f"  X @ W.T / hand loop             {t['X @ W.T'] / t['hand X @ W.T']:.2f}x")
         print(f"  forward+backward / hand loop    {t['forward+backward'] / t['hand fwd+bwd']:.2f}x")
+        if backend.name == "numpy" and name != "tiny":
+            f_s, b_s, steps = product_floor(layer, X, repeats)
+            row["product_floor"] = {"forward_s": f_s, "backward_s": b_s, "steps": [
+                dict(zip(("P", "K", "Q", "rows", "forward_s", "backward_s"), st))
+                for st in steps]}
+            print(f"  training plan's products alone: forward {f_s * scale:.3f} {unit}, "
+                  f"backward {b_s * scale:.3f} {unit}, (forward+backward) / forward "
+                  f"{(f_s + b_s) / f_s:.2f}x  (the floor of that ratio for this plan)")
+            for P, K, Q, nrow, fs, bs in steps:
+                print(f"    step P={P} K={K} Q={Q} rows={nrow}: forward {fs * scale:.3f}, "
+                      f"backward {bs * scale:.3f} {unit} ({bs / fs:.2f}x)")
         if "dense fwd+bwd" in t:
             print(f"  dense fwd+bwd / TT fwd+bwd     "
                   f"{t['dense fwd+bwd'] / t['forward+backward']:.2f}x (above 1x the TT layer is "

@@ -17,6 +17,12 @@ Cases
   TT-ranks 4, float32, batch 100: ``X @ W.T``, ``layer.forward`` and ``layer.forward`` +
   ``layer.backward`` (which returns ``dx`` and accumulates the core and bias gradients).
 * ``1024``: ``TTLinear(1024, 1024)``, modes (4, 8, 8, 4) on both sides, rank 8, batch 256.
+* ``mnist_r8``, ``mnist_r2``: the TT layers of the training benchmark
+  (``benchmarks/bench_mnist.py``), 1024 x 1024 with modes (4, 8, 8, 4), ranks 8 and 2,
+  batch 100.  There they are the network's first layer, whose input gradient is never asked
+  for, so these cases (like fc6 and 1024) also time a second layer with the same cores used
+  that way (``backward(dy, need_input_grad=False)``, which makes its forward pass plan for a
+  backward pass without that gradient).
 * ``tiny``: modes (2,)^6 on both sides, rank 2, float64, batch 1, 8 and 64.  The per-call
   cost: ``X @ W.T`` and ``layer.forward`` + ``layer.backward`` against a *hand-written* NumPy
   loop doing the same arithmetic (the same plan, the same GEMMs, with every shape worked out
@@ -145,6 +151,8 @@ LAYERS = [
     # name, in_features, out_features, in_modes, out_modes, rank, dtype, batch
     ("fc6", 25088, 4096, (2, 7, 8, 8, 7, 4), (4,) * 6, 4, np.float32, 100),
     ("1024", 1024, 1024, (4, 8, 8, 4), (4, 8, 8, 4), 8, np.float32, 256),
+    ("mnist_r8", 1024, 1024, (4, 8, 8, 4), (4, 8, 8, 4), 8, np.float32, 100),
+    ("mnist_r2", 1024, 1024, (4, 8, 8, 4), (4, 8, 8, 4), 2, np.float32, 100),
     ("tiny", 64, 64, (2,) * 6, (2,) * 6, 2, np.float64, 1),
     ("tiny", 64, 64, (2,) * 6, (2,) * 6, 2, np.float64, 8),
     ("tiny", 64, 64, (2,) * 6, (2,) * 6, 2, np.float64, 64),
@@ -282,7 +290,7 @@ def main():
     p = C.base_parser(__doc__.splitlines()[0])
     p.add_argument("--compare", metavar="DIR", default=None,
                    help="also time DIR/tensortrain (another version), interleaved")
-    p.add_argument("--cases", default=None, help="comma-separated case names (fc6,1024,tiny)")
+    p.add_argument("--cases", default=None, help="comma-separated case names (fc6,1024,mnist_r8,mnist_r2,tiny)")
     args = p.parse_args()
     tt = C.import_tensortrain()
     import tensortrain.nn  # noqa: F401,PLC0415
@@ -303,6 +311,18 @@ def main():
         errs = check(layer, X, dy, fns, hand, backend)
         timed = list(fns) + list(hand)
         labels = ["X @ W.T", "forward", "forward+backward", "hand X @ W.T", "hand fwd+bwd"]
+        if name != "tiny":
+            # the same layer as a network's first one: a layer of its own (same cores) whose
+            # backward never computes the input gradient, so that it plans for that
+            first, _, _, ffns = layer_fns(tt, spec, backend)
+
+            def first_step(first=first, X=X, dy=dy):
+                first.forward(X)
+                return first.backward(dy, need_input_grad=False)
+
+            first_step()
+            timed += [ffns[1], first_step]
+            labels += ["first layer: forward", "first layer: fwd+bwd, no dx"]
         if other is not None:
             _, _, _, ofns = layer_fns(other, spec, backend)
             timed += list(ofns)
@@ -329,6 +349,10 @@ def main():
         print(f"   training plan: {row['train_plan']}")
         for lab in labels:
             print(f"  {lab:28s} {t[lab] * scale:9.3f} {unit}")
+        if "first layer: forward" in t:
+            fb, f = t["first layer: fwd+bwd, no dx"], t["first layer: forward"]
+            print(f"  first layer: fwd+bwd, no dx / its forward {fb / f:.2f}x   (plan: "
+                  f"{first.weight.matmul_plan(batch, objective=first._objective(first.weight)).describe()})")
         for den in ("forward", "X @ W.T"):
             ratio = t["forward+backward"] / t[den]
             line = f"  forward+backward / {den:12s} {ratio:.2f}x"

@@ -23,7 +23,8 @@ state[p, k, q]`` (sizes ``P, K, Q`` and ``rows``, as in :class:`tensortrain.cont
 
 Coefficients for the forward product, and for the backward pass of the same step (its
 block gradient and its state gradient, and splitting a merged block's gradient over its
-cores); the per-step terms of the plain product (``product_step``, fresh arrays, nothing
+cores; when the first step's state gradient, the input's, is not wanted, that product is
+taken off as described at :data:`NO_INPUT_MIN_SHARE`); the per-step terms of the plain product (``product_step``, fresh arrays, nothing
 kept) differ from those of a forward pass that keeps its states.  They were fitted by non-negative least squares on relative error to the measured
 times of every step of every plan within 8x of the fewest FLOPs, for thirteen layer shapes
 (float32, OpenBLAS with 2 threads, AVX-512; ``benchmarks/fit_plan_model.py`` measures and
@@ -38,7 +39,7 @@ kernel) plans stay chosen by FLOPs.
 
 from __future__ import annotations
 
-__all__ = ["COEFFICIENTS", "step_pricer", "step_seconds"]
+__all__ = ["COEFFICIENTS", "NO_INPUT_MIN_SHARE", "step_pricer", "step_seconds"]
 
 #: ``single``: (per call, per FLOP, per element read, per element written, per FLOP of a
 #: small block); ``stack``: (per product, per FLOP of small products, per element read, per
@@ -88,11 +89,18 @@ def _features(P, K, Q, rows, merge_flops, merges, merged, itemsize):
     return None, stack, step
 
 
-def step_pricer(itemsize=4, train=False):
+def step_pricer(itemsize=4, train=False, input_grad=True):
     """A fast ``price(P, K, Q, rows, merge_flops, merges, merged)`` equal to
-    :func:`step_seconds` with these ``itemsize`` and ``train`` (for the planner, which prices
-    thousands of candidate steps): the coefficients are combined once, and the forward and
-    backward terms of each feature summed before the call."""
+    :func:`step_seconds` with these ``itemsize``, ``train`` and ``input_grad`` (for the
+    planner, which prices thousands of candidate steps): the coefficients are combined once,
+    and the forward and backward terms of each feature summed before the call.  (With
+    ``input_grad=False``, for a plan's first step only, the price is :func:`step_seconds`
+    itself.)"""
+    if train and not input_grad:
+        def first_price(P, K, Q, rows, merge_flops, merges, merged):
+            return step_seconds(P, K, Q, rows, merge_flops, merges, merged, itemsize, True,
+                                False)
+        return first_price
     parts = ("forward", "backward") if train else ("forward",)
     single = [sum(COEFFICIENTS[p]["single"][i] for p in parts) for i in range(5)]
     stack = [sum(COEFFICIENTS[p]["stack"][i] for p in parts) for i in range(8)]
@@ -146,10 +154,26 @@ def _dot(a, b):
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
-def step_seconds(P, K, Q, rows, merge_flops=0, merges=0, merged=0, itemsize=4, train=False):
+def _products(part, single, stack):
+    """Modelled seconds of a step's products (``part``: 'forward' or 'backward')."""
+    c = COEFFICIENTS[part]
+    return _dot(c["single"], single) if single is not None else _dot(c["stack"], stack)
+
+
+#: Without the input gradient, the first step's backward products are modelled as the full
+#: backward's less a product shaped like that gradient (``rows`` and ``K`` swapped, priced as
+#: a forward product), and never as less than this share of the full backward's.
+NO_INPUT_MIN_SHARE = 0.25
+
+
+def step_seconds(P, K, Q, rows, merge_flops=0, merges=0, merged=0, itemsize=4, train=False,
+                 input_grad=True):
     """Modelled seconds of one step on a CPU: of the plain product (``x @ W.T``, fresh arrays,
     nothing kept), or with ``train`` of the forward pass that keeps its states for the
-    backward pass plus that backward pass.
+    backward pass plus that backward pass.  ``input_grad=False`` (with ``train``; meant for a
+    plan's first step, whose input is the data) leaves out the gradient of the step's input
+    state: the backward is then the block gradient alone, modelled as described at
+    :data:`NO_INPUT_MIN_SHARE` (not fitted on its own).
 
     ``merge_flops``, ``merges`` and ``merged`` describe the merging of the block's cores (0 for
     a block of one core).  Raises ``OverflowError`` when the sizes, or the time, leave the
@@ -159,7 +183,12 @@ def step_seconds(P, K, Q, rows, merge_flops=0, merges=0, merged=0, itemsize=4, t
     total = 0.0
     for part in (("forward", "backward") if train else ("forward",)):
         c = COEFFICIENTS[part]
-        total += _dot(c["single"], single) if single is not None else _dot(c["stack"], stack)
+        products = _products(part, single, stack)
+        if part == "backward" and not input_grad:
+            t_single, t_stack, _ = _features(P, rows, Q, K, 0, 0, 0, itemsize)
+            products = max(products - _products("forward", t_single, t_stack),
+                           NO_INPUT_MIN_SHARE * products)
+        total += products
         if train:
             total += _dot(c["step"], step)
     if not train:

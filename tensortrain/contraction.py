@@ -7,9 +7,11 @@ cores ``i..j`` holds the indices ``(b, n_1..n_{i-1}, r_{i-1}, m_i..m_j, r_j, n_{
 its size, and the cost of every next step, depend only on ``(i, j)``.  A plan minimizes the
 sum of its steps' prices for an *objective*: ``'flops'`` (FLOPs, merging the cores of a block
 included, ties broken by peak temporary memory), ``'time'`` (the modelled CPU time of the
-product, :mod:`tensortrain._plan_model`) or ``'train'`` (of the product and its backward
-pass).  NumPy products use ``'time'``, layers in training ``'train'``, CuPy ``'flops'``
-(:func:`default_objective`).
+product, :mod:`tensortrain._plan_model`), ``'train'`` (of the product and its backward
+pass) or ``'train_no_input_grad'`` (the same, the backward pass computing no gradient of the
+input: the first step is priced without it).  NumPy products use ``'time'``, layers in
+training ``'train'`` (``'train_no_input_grad'`` as a network's first layer), CuPy
+``'flops'`` (:func:`default_objective`).
 
 **The search.**  Every candidate step costs ``O(1)``: the sizes it needs are read from prefix
 products of the modes, never recomputed over the cores.
@@ -275,14 +277,16 @@ def _blocks_from(table, end):
     return blocks[::-1]
 
 
-def _solve_exact(m, n, r, B, cost=None, batch_last=False):
+def _solve_exact(m, n, r, B, cost=None, batch_last=False, first_cost=None):
     """Cheapest plan over all orders and groupings: ``O(d^3)`` steps of ``O(1)`` each.
 
     ``cost(P, K, Q, rows, merge_flops, merges, merged_elements)`` prices a step (``None``:
-    its FLOPs, merging included, as exact integers); ``batch_last`` puts the batch behind
+    its FLOPs, merging included, as exact integers), ``first_cost`` (default ``cost``) the
+    plan's first step, the one that reads the input; ``batch_last`` puts the batch behind
     the state instead of in front (it changes ``P`` and ``Q``, not the FLOPs).
     """
     d = len(m)
+    first_cost = cost if first_cost is None else first_cost
     bf, bb = (1, B) if batch_last else (B, 1)
     npre, nsuf = _prefix(n), _suffix(n)
     # per-block tables, filled incrementally: products of the modes and merge FLOPs
@@ -318,8 +322,8 @@ def _solve_exact(m, n, r, B, cost=None, batch_last=False):
                 c = 2 * (B * npre[i] * nsuf[j + 1]) * nseg[i][j] * (r[i] * mseg[i][j] * r[j + 1])
                 c += merge[i][j]
             else:
-                c = cost(bf * npre[i], nseg[i][j], nsuf[j + 1] * bb, r[i] * mseg[i][j] * r[j + 1],
-                         merge[i][j], j - i, core[i][j])
+                c = first_cost(bf * npre[i], nseg[i][j], nsuf[j + 1] * bb,
+                               r[i] * mseg[i][j] * r[j + 1], merge[i][j], j - i, core[i][j])
             offer((i, j), c, state[i][j] + core[i][j], None, i, j)
     for length in range(1, d):
         for i in range(0, d - length + 1):
@@ -351,14 +355,15 @@ def _solve_exact(m, n, r, B, cost=None, batch_last=False):
     return _blocks_from(best, (0, d - 1))
 
 
-def _solve_sweeps(m, n, r, B, max_block, cost=None, batch_last=False):
+def _solve_sweeps(m, n, r, B, max_block, cost=None, batch_last=False, first_cost=None):
     """Cheapest block sweep from either end with blocks of at most ``max_block`` cores.
 
     States are the intervals ``(0, j)`` (grown to the right) and ``(i, d - 1)`` (grown to the
-    left): ``O(d * max_block)`` steps of ``O(1)`` each.  ``cost`` and ``batch_last`` as in
-    :func:`_solve_exact`.
+    left): ``O(d * max_block)`` steps of ``O(1)`` each.  ``cost``, ``batch_last`` and
+    ``first_cost`` as in :func:`_solve_exact`.
     """
     d = len(m)
+    first_cost = cost if first_cost is None else first_cost
     bf, bb = (1, B) if batch_last else (B, 1)
     w = max(1, int(max_block))
     npre, nsuf = _prefix(n), _suffix(n)
@@ -395,7 +400,7 @@ def _solve_sweeps(m, n, r, B, max_block, cost=None, batch_last=False):
                 # free (B, r_0, m of the absorbed cores, n after the block) x contracted x new
                 c = 2 * (B * r[0] * mpre[lo] * nsuf[hi + 1]) * (rin * pn) * (pm * r[hi + 1]) + mf
             elif j < 0:
-                c = cost(bf, pn, nsuf[hi + 1] * bb, r[0] * pm * r[hi + 1], mf, hi - lo, core)
+                c = first_cost(bf, pn, nsuf[hi + 1] * bb, r[0] * pm * r[hi + 1], mf, hi - lo, core)
             else:
                 c = cost(bf * r[0] * mpre[lo], rin * pn, nsuf[hi + 1] * bb, pm * r[hi + 1], mf,
                          hi - lo, core)
@@ -423,7 +428,7 @@ def _solve_sweeps(m, n, r, B, max_block, cost=None, batch_last=False):
             if cost is None:
                 c = 2 * (B * npre[lo] * msuf[i] * rd) * (rin * pn) * (pm * r[lo]) + 2 * r[lo] * acc
             elif i == d:
-                c = cost(bf * npre[lo], pn, bb, r[lo] * pm * rd, 2 * r[lo] * acc, hi - lo, core)
+                c = first_cost(bf * npre[lo], pn, bb, r[lo] * pm * rd, 2 * r[lo] * acc, hi - lo, core)
             else:
                 c = cost(bf * npre[lo], pn * rin, msuf[i] * rd * bb, r[lo] * pm,
                          2 * r[lo] * acc, hi - lo, core)
@@ -435,13 +440,14 @@ def _solve_sweeps(m, n, r, B, max_block, cost=None, batch_last=False):
     return _blocks_from(left, d - 1)
 
 
-def _solve(m, n, r, B, exact_max_cores=None, max_block=None, cost=None, batch_last=False):
+def _solve(m, n, r, B, exact_max_cores=None, max_block=None, cost=None, batch_last=False,
+           first_cost=None):
     """The block order of the plan: exact search for short trains, block sweeps beyond."""
     exact_max_cores = EXACT_MAX_CORES if exact_max_cores is None else exact_max_cores
     if len(m) <= exact_max_cores:
-        return _solve_exact(m, n, r, B, cost, batch_last)
+        return _solve_exact(m, n, r, B, cost, batch_last, first_cost)
     return _solve_sweeps(m, n, r, B, SWEEP_MAX_BLOCK if max_block is None else max_block,
-                         cost, batch_last)
+                         cost, batch_last, first_cost)
 
 
 def _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak,
@@ -452,9 +458,13 @@ def _make_plan(row_modes, col_modes, ranks, batch, itemsize, steps, flops, peak,
 
 
 #: What a plan can be chosen for: ``'flops'`` (fewest FLOPs, then least memory), ``'time'``
-#: (least modelled CPU time of the product, :mod:`tensortrain._plan_model`) and ``'train'``
-#: (least modelled CPU time of the product and its backward pass, for layers).
-OBJECTIVES = ("flops", "time", "train")
+#: (least modelled CPU time of the product, :mod:`tensortrain._plan_model`), ``'train'``
+#: (least modelled CPU time of the product and its backward pass, for layers) and
+#: ``'train_no_input_grad'`` (the same without the gradient of the input: a network's first
+#: layer, whose backward is called with ``need_input_grad=False``).
+OBJECTIVES = ("flops", "time", "train", "train_no_input_grad")
+
+_TRAIN = ("train", "train_no_input_grad")
 
 
 def check_objective(objective):
@@ -464,34 +474,40 @@ def check_objective(objective):
     return objective
 
 
-def default_objective(array, train=False):
-    """The objective products on ``array``'s backend use: ``'time'`` (``'train'`` for a
-    forward pass that a backward pass follows) for NumPy arrays, whose stacked products run
-    one small BLAS call at a time, so that FLOPs misjudge them; ``'flops'`` elsewhere (CuPy
-    runs a stack as one batched kernel)."""
+def default_objective(array, train=False, input_grad=True):
+    """The objective products on ``array``'s backend use: ``'time'`` (for a forward pass that
+    a backward pass follows ``'train'``, or ``'train_no_input_grad'`` when that backward
+    pass needs no input gradient) for NumPy arrays, whose stacked products run one small
+    BLAS call at a time, so that FLOPs misjudge them; ``'flops'`` elsewhere (CuPy runs a
+    stack as one batched kernel)."""
     if isinstance(array, np.ndarray):
-        return "train" if train else "time"
+        if not train:
+            return "time"
+        return "train" if input_grad else "train_no_input_grad"
     return "flops"
 
 
-def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False) -> float:
+def modeled_seconds(plan: ContractionPlan, batch_last=False, train=False,
+                    input_grad=True) -> float:
     """The modelled CPU time of ``plan`` (:mod:`tensortrain._plan_model`): of the product
-    ``X @ W.T`` (``W @ X`` with ``batch_last``), plus its backward pass with ``train``.
+    ``X @ W.T`` (``W @ X`` with ``batch_last``), plus its backward pass with ``train``
+    (without the input's gradient with ``input_grad=False``).
 
-    The number the ``'time'`` and ``'train'`` objectives minimize; rough in absolute terms,
-    meant for comparing plans of one shape.  Raises ``OverflowError`` when sizes or the total
-    leave the float range.
+    The number the ``'time'``, ``'train'`` and ``'train_no_input_grad'`` objectives minimize;
+    rough in absolute terms, meant for comparing plans of one shape.  Raises
+    ``OverflowError`` when sizes or the total leave the float range.
     """
     B = plan.batch
     costs = _Costs(plan.row_modes, plan.col_modes, plan.ranks, B)
     bf, bb = (1, B) if batch_last else (B, 1)
     interval, total = None, 0.0
     for step in plan.steps:
+        first = interval is None
         g, interval = _gemm(costs.mpre, costs.npre, costs.nsuf, costs.r, interval, step.lo,
                             step.hi, bf, bb)
         total += _plan_model.step_seconds(g.P, g.K, g.Q, g.rows, step.merge_flops,
                                           step.hi - step.lo, costs.core_size(step.lo, step.hi),
-                                          plan.itemsize, train)
+                                          plan.itemsize, train, input_grad or not first)
     return _plan_model._finite(total)
 
 
@@ -502,12 +518,13 @@ def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores
     _check_shape(m, n, r)
     check_objective(objective)
     if objective != "flops":
+        train, input_grad = objective in _TRAIN, objective != "train_no_input_grad"
         try:
             blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block,
-                            _plan_model.step_pricer(int(itemsize), objective == "train"),
-                            bool(batch_last))
+                            _plan_model.step_pricer(int(itemsize), train), bool(batch_last),
+                            _plan_model.step_pricer(int(itemsize), train, input_grad))
             plan = plan_from_blocks(m, n, r, batch, blocks, itemsize, objective)
-            modeled_seconds(plan, bool(batch_last), objective == "train")   # finite, or raise
+            modeled_seconds(plan, bool(batch_last), train, input_grad)   # finite, or raise
             return plan
         except OverflowError:       # sizes or times beyond the float range: exact FLOPs
             pass
@@ -528,9 +545,11 @@ def plan_matmat(row_modes, col_modes, ranks, batch, itemsize=8, objective="flops
     ``objective='flops'`` (the default): fewest FLOPs, then least memory; exact over all
     orders and groupings for up to :data:`EXACT_MAX_CORES` cores, over block sweeps from
     either end beyond (see the module docstring); never more FLOPs than the better
-    one-core-at-a-time sweep.  ``'time'`` and ``'train'`` search the same candidates for the
-    least modelled CPU time of the product (``'train'``: with its backward pass; see
-    :mod:`tensortrain._plan_model`); the batch orientation matters to them, not to FLOPs.
+    one-core-at-a-time sweep.  ``'time'``, ``'train'`` and ``'train_no_input_grad'`` search
+    the same candidates for the least modelled CPU time of the product (``'train'``: with its
+    backward pass; ``'train_no_input_grad'``: with a backward pass that skips the input's
+    gradient; see :mod:`tensortrain._plan_model`); the batch orientation matters to them, not
+    to FLOPs.
     Sizes beyond the float range fall back to ``'flops'`` (``plan.objective`` says which).
     """
     objective = check_objective(objective)

@@ -62,10 +62,12 @@ def _assert_no_worse_than_sweeps(plan):
         if plan.objective == "flops":
             assert plan.flops <= sweep.flops
         else:
-            assert plan.objective in ("time", "train")
-            train = plan.objective == "train"
-            assert (contraction.modeled_seconds(plan, train=train)
-                    <= contraction.modeled_seconds(sweep, train=train) * (1 + 1e-12))
+            assert plan.objective in ("time", "train", "train_no_input_grad")
+            train = plan.objective != "time"
+            dx = plan.objective != "train_no_input_grad"
+            assert (contraction.modeled_seconds(plan, train=train, input_grad=dx)
+                    <= contraction.modeled_seconds(sweep, train=train, input_grad=dx)
+                    * (1 + 1e-12))
 
 
 def _close(a, b, rtol=1e-10):
@@ -93,7 +95,7 @@ def test_identity_with_1000_unit_modes():
     _assert_no_worse_than_sweeps(plan)
 
 
-@pytest.mark.parametrize("objective", ["flops", "time", "train"])
+@pytest.mark.parametrize("objective", ["flops", "time", "train", "train_no_input_grad"])
 @pytest.mark.parametrize("d", [200, 1000])
 @pytest.mark.parametrize("batch", [1, 5])
 def test_qtt_plans_are_valid_and_beat_both_sweeps(d, batch, objective):

@@ -37,7 +37,7 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("objective", ["flops", "train"])
+@pytest.mark.parametrize("objective", ["flops", "train", "train_no_input_grad"])
 @pytest.mark.parametrize("rm,cm,ranks,batch,shape", CASES)
 def test_matmul_vjp_matches_finite_differences(xp, rm, cm, ranks, batch, shape, objective):
     rng = np.random.default_rng(7)

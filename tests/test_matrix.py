@@ -489,10 +489,12 @@ def test_matmul_cost_plan_beats_fixed_sweeps_and_executes(xp, seed):
         # the time objectives: never worse, by their own model, than the FLOP plan or a sweep
         timed = []
         for objective, batch_last, train in (("time", False, False), ("time", True, False),
-                                              ("train", False, True)):
+                                              ("train", False, True),
+                                              ("train_no_input_grad", False, True)):
             tplan = R.matmul_plan(batch, objective=objective, batch_last=batch_last)
             assert tplan.objective == objective
-            cost = [contraction.modeled_seconds(p, batch_last, train)
+            dx = objective != "train_no_input_grad"
+            cost = [contraction.modeled_seconds(p, batch_last, train, dx)
                     for p in (tplan, plan, left, right)]
             assert cost[0] <= min(cost[1:]) * (1 + 1e-12), (objective, cost)
             timed.append(tplan)

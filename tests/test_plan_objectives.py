@@ -30,6 +30,10 @@ def test_objective_is_checked():
 def test_default_objective_by_backend():
     assert contraction.default_objective(np.ones(2)) == "time"
     assert contraction.default_objective(np.ones(2), train=True) == "train"
+    assert (contraction.default_objective(np.ones(2), train=True, input_grad=False)
+            == "train_no_input_grad")
+    assert contraction.default_objective(np.ones(2), input_grad=False) == "time"
+    assert contraction.default_objective(object(), train=True, input_grad=False) == "flops"
     assert contraction.default_objective(object()) == "flops"           # not a NumPy array
     W = tt.random_matrix((4, 8, 8, 4), (4, 8, 8, 4), 2, rng=0, dtype=np.float32)
     assert W.matmul_plan(100).objective == "time"
@@ -72,9 +76,10 @@ def test_sizes_beyond_the_float_range_fall_back_to_flops():
 
 def test_empty_batch_is_priced_and_runs():
     W = tt.random_matrix((2, 3), (3, 2), 2, rng=0)
-    for objective in ("time", "train"):
+    for objective in ("time", "train", "train_no_input_grad"):
         plan = W.matmul_plan(1, objective=objective)
-        assert contraction.modeled_seconds(plan, train=objective == "train") > 0
+        assert contraction.modeled_seconds(plan, train=objective != "time",
+                                           input_grad=objective != "train_no_input_grad") > 0
     assert _plan_model.step_seconds(0, 4, 5, 6) >= 0
     assert (W @ np.ones((6, 0))).shape == (6, 0)
     assert (np.ones((0, 6)) @ W.T).shape == (0, 6)
@@ -94,6 +99,67 @@ def test_fast_pricer_equals_the_model(itemsize, train):
         b = _plan_model.step_seconds(P, K, Q, rows, *extra, itemsize=itemsize, train=train)
         assert a == pytest.approx(b, rel=1e-13, abs=0)
         assert a > 0
+
+
+def test_no_input_gradient_prices_less_but_not_less_than_the_forward():
+    """Leaving out the input gradient of a step makes its training price smaller, but never
+    below the forward pass plus the floor share of its backward products."""
+    rnd = random.Random(5)
+    for _ in range(2000):
+        P = rnd.choice([1, rnd.randint(2, 10**6)])
+        Q = rnd.choice([1, rnd.randint(2, 10**3)])
+        K, rows = rnd.randint(1, 3000), rnd.randint(1, 3000)
+        extra = (rnd.randint(0, 10**7), rnd.randint(0, 5), rnd.randint(0, 10**5))
+        full = _plan_model.step_seconds(P, K, Q, rows, *extra, train=True)
+        part = _plan_model.step_seconds(P, K, Q, rows, *extra, train=True, input_grad=False)
+        assert _plan_model.NO_INPUT_MIN_SHARE * full <= part < full
+    # the plain product's own price does not depend on a gradient it never computes
+    assert (_plan_model.step_seconds(100, 32, 32, 64, input_grad=False)
+            == _plan_model.step_seconds(100, 32, 32, 64))
+
+
+def test_a_first_layer_plans_without_the_input_gradient():
+    """Once its backward is called with ``need_input_grad=False`` (as ``fit`` does for the
+    first layer), the layer's next forward runs the ``'train_no_input_grad'`` plan (for this
+    1024 -> 128 layer another block order than ``'train'``, measured 20 % faster as a first
+    layer in docs/performance.md); results and
+    gradients stay those of the dense float64 layer to float32 rounding, and a later
+    backward that asks for the input gradient gets it and switches back."""
+    layer = TTLinear(1024, 128, 4, in_modes=(8, 8, 16), out_modes=(4, 8, 4),
+                     dtype=np.float32, rng=0)
+    W = layer.weight
+    x = np.random.default_rng(2).standard_normal((100, 1024)).astype(np.float32)
+    g = np.random.default_rng(3).standard_normal((100, 128)).astype(np.float32)
+    train_order = W.matmul_plan(100, objective="train").order
+    first_order = W.matmul_plan(100, objective="train_no_input_grad").order
+    assert first_order != train_order                     # the case this test is about
+    Wd = W.full().astype(np.float64)
+    x64, g64 = x.astype(np.float64), g.astype(np.float64)
+
+    def order():
+        return tuple((r.step.lo, r.step.hi) for r in layer._cache.record)
+
+    def close(a, b):
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-5 * np.abs(b).max())
+
+    layer.forward(x)
+    assert order() == train_order
+    assert layer.backward(g, need_input_grad=False) is None
+    ref_grads = [p.grad.astype(np.float64) for p in layer.cores]
+    layer.zero_grad()
+    y = layer.forward(x)
+    assert order() == first_order
+    assert layer.flops(100) == (W.matmul_plan(100, objective="train_no_input_grad").flops
+                                + 100 * 128)
+    close(y - layer.bias.data, x64 @ Wd.T)
+    assert layer.backward(g, need_input_grad=False) is None
+    for a, b in zip((p.grad for p in layer.cores), ref_grads, strict=True):
+        close(a, b)
+    layer.zero_grad()
+    layer.forward(x)
+    close(layer.backward(g), g64 @ Wd)                   # works after the first-layer plan
+    layer.forward(x)
+    assert order() == train_order                         # and plans for dx again
 
 
 def test_model_grows_with_every_size():
@@ -146,6 +212,7 @@ def test_the_time_objectives_keep_their_lead_on_the_calibration_shapes():
         ((4, 8, 8, 4), (4, 8, 8, 4), 2, 100, "train", False, ((2, 3), (0, 1))),
         ((4,) * 6, (2, 7, 8, 8, 7, 4), 4, 100, "train", False, ((3, 5), (2, 2), (0, 1))),
         ((8, 8, 8, 8), (8, 8, 8, 8), 4, 512, "time", True, ((0, 1), (2, 3))),
+        ((4, 8, 4), (8, 8, 16), 4, 100, "train_no_input_grad", False, ((1, 2), (0, 0))),
     ]
     for rows, cols, rank, B, objective, batch_last, blocks in cases:
         r = (1,) + (rank,) * (len(rows) - 1) + (1,)
@@ -199,16 +266,17 @@ def test_the_sweep_search_is_exact_for_the_time_objectives(seed):
     cols = tuple(int(v) for v in rng.integers(1, 6, size=d))
     ranks = (1, *(int(v) for v in rng.integers(1, 7, size=d - 1)), 1)
     batch, width = int(rng.integers(1, 40)), int(rng.integers(1, 4))
-    for objective, batch_last in (("time", False), ("time", True), ("train", False)):
-        train = objective == "train"
+    for objective, batch_last in (("time", False), ("time", True), ("train", False),
+                                  ("train_no_input_grad", False)):
+        train, dx = objective != "time", objective != "train_no_input_grad"
         plan = contraction._plan_search(rows, cols, ranks, batch, 8, exact_max_cores=0,
                                         max_block=width, objective=objective,
                                         batch_last=batch_last)
         assert all(s.hi - s.lo < width for s in plan.steps)
-        cost = contraction.modeled_seconds(plan, batch_last, train)
+        cost = contraction.modeled_seconds(plan, batch_last, train, dx)
         best = min(contraction.modeled_seconds(
-            contraction.plan_from_blocks(rows, cols, ranks, batch, blocks, 8), batch_last, train)
-            for blocks in _sweep_orders(d, width))
+            contraction.plan_from_blocks(rows, cols, ranks, batch, blocks, 8), batch_last, train,
+            dx) for blocks in _sweep_orders(d, width))
         assert cost == pytest.approx(best, rel=1e-12), (objective, batch_last, plan.order)
 
 

@@ -402,17 +402,19 @@ def test_planner_beats_fixed_sweeps_and_executes(d, data, batch, seed):
     W = TTMatrix(cores)
     assert W.matmul_plan(batch, objective="flops").flops == plan.flops
     timed = []
-    for objective, batch_last in (("time", False), ("time", True), ("train", False)):
+    for objective, batch_last in (("time", False), ("time", True), ("train", False),
+                                  ("train_no_input_grad", False)):
         tplan = contraction.plan_matmat(rows, cols, ranks, batch, 8, objective, batch_last)
         timed.append(tplan)
-        train = objective == "train"
-        cost = contraction.modeled_seconds(tplan, batch_last, train)
+        train = objective != "time"
+        dx = objective != "train_no_input_grad"
+        cost = contraction.modeled_seconds(tplan, batch_last, train, dx)
         for s in [plan, *sweeps]:
-            assert cost <= contraction.modeled_seconds(s, batch_last, train) * (1 + 1e-12)
+            assert cost <= contraction.modeled_seconds(s, batch_last, train, dx) * (1 + 1e-12)
         if d <= 4:  # the same dynamic program, exact for the modelled time too
             best = min(contraction.modeled_seconds(
-                contraction.plan_from_blocks(rows, cols, ranks, batch, blocks), batch_last, train)
-                for blocks in _all_block_orders(d))
+                contraction.plan_from_blocks(rows, cols, ranks, batch, blocks), batch_last, train,
+                dx) for blocks in _all_block_orders(d))
             assert cost == pytest.approx(best, rel=1e-12)
     X = rng.standard_normal((batch, math.prod(cols)))
     ref = X @ W.full().T

@@ -48,7 +48,10 @@ class TTLinear(Module):
     -----
     The forward pass runs a contraction plan chosen for training (on NumPy: the least
     modelled time of the forward and backward passes together, see
-    :func:`tensortrain.contraction.plan_matmat`; after ``eval()``, that of the product alone)
+    :func:`tensortrain.contraction.plan_matmat`, and once ``backward`` has been called with
+    ``need_input_grad=False``, as :func:`tensortrain.nn.fit` does for a network's first
+    layer, of those passes without the input gradient; after ``eval()``, of the product
+    alone)
     and keeps each step's input for the backward pass (:mod:`tensortrain.gradients`): the dense ``W`` is
     never formed.  The layer keeps those intermediate arrays, and the gradients of them, in a
     :class:`tensortrain.contraction.Workspace` that the next call reuses (about the memory
@@ -153,7 +156,7 @@ class TTLinear(Module):
         the layer runs in its current mode (training or evaluation) for inputs of its own
         dtype."""
         W = self.weight
-        plan = W.matmul_plan(batch, objective=default_objective(W.cores[0], train=self.training))
+        plan = W.matmul_plan(batch, objective=self._objective(W))
         return plan.flops + (batch * self.out_features if self.bias is not None else 0)
 
     @property
@@ -172,16 +175,22 @@ class TTLinear(Module):
         self.__dict__.pop("_workspace", None)
 
     # ---- computation --------------------------------------------------------------------
+    def _objective(self, W):
+        """The plan objective of the next forward pass: in training, for a backward pass that
+        computes the input gradient unless the last one did not (a network's first layer)."""
+        return default_objective(W.cores[0], train=self.training,
+                                 input_grad=self.__dict__.get("_input_grad", True))
+
     def forward(self, x):
         x = check_input(x, "TTLinear", self.in_features)
         ws = self.__dict__.get("_workspace")
         if ws is None:
             ws = self._workspace = Workspace()
         W = self.weight
-        # training: the plan with the least modelled time of forward and backward together;
-        # evaluation: that of the product alone (a backward pass still works after either)
-        objective = default_objective(W.cores[0], train=self.training)
-        y, ctx = matmul_forward(W, x, workspace=ws, objective=objective)
+        # training: the plan with the least modelled time of forward and backward together
+        # (without the input gradient once a backward pass has been called without it);
+        # evaluation: that of the product alone (a backward pass still works after any plan)
+        y, ctx = matmul_forward(W, x, workspace=ws, objective=self._objective(W))
         if self.bias is not None:
             y += self.bias.data     # y is a new array (never the input or workspace memory)
         self._cache = ctx
@@ -195,7 +204,9 @@ class TTLinear(Module):
         if grad_out.shape != (ctx.batch, self.out_features):
             raise ShapeError(f"TTLinear.backward expects grad_out of shape "
                              f"{(ctx.batch, self.out_features)}, got {grad_out.shape}")
-        dx, dcores = matmul_backward(ctx, grad_out, bool(need_input_grad))
+        need_input_grad = bool(need_input_grad)
+        dx, dcores = matmul_backward(ctx, grad_out, need_input_grad)
+        self.__dict__["_input_grad"] = need_input_grad   # the next forward plans for it
         for p, g in zip(self.cores, dcores):
             p.accumulate(g)
         if self.bias is not None:

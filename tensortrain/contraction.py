@@ -803,6 +803,14 @@ class Workspace:
         """Drop every array held."""
         self._arrays.clear()
 
+    def __getstate__(self):
+        # a cache of scratch memory (keyed by array module, which cannot be pickled): a copy
+        # or an unpickled object starts empty
+        return {}
+
+    def __setstate__(self, state):
+        self._arrays = {}
+
     @property
     def nbytes(self) -> int:
         """Bytes held."""

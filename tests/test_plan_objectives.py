@@ -118,11 +118,74 @@ def test_no_input_gradient_prices_less_but_not_less_than_the_forward():
             == _plan_model.step_seconds(100, 32, 32, 64))
 
 
+def test_the_no_input_price_is_the_backward_less_the_input_gradient_product():
+    """The first step's price without the input gradient: forward and per-step terms as for
+    'train', the backward products less a forward product with ``rows`` and ``K`` swapped
+    (the shape of the input gradient), floored at NO_INPUT_MIN_SHARE of them."""
+    M = _plan_model
+    for P, K, Q, rows in ((3200, 32, 1, 64), (100, 32, 32, 64), (100, 64, 32, 32),
+                          (1, 40, 500, 7)):
+        single, stack, step = M._features(P, K, Q, rows, 1000, 2, 300, 4)
+        t_single, t_stack, _ = M._features(P, rows, Q, K, 0, 0, 0, 4)
+        back = M._products("backward", single, stack)
+        expected = (M._products("forward", single, stack)
+                    + M._dot(M.COEFFICIENTS["forward"]["step"], step)
+                    + M._dot(M.COEFFICIENTS["backward"]["step"], step)
+                    + max(back - M._products("forward", t_single, t_stack),
+                          M.NO_INPUT_MIN_SHARE * back))
+        got = M.step_seconds(P, K, Q, rows, 1000, 2, 300, 4, train=True, input_grad=False)
+        assert got == pytest.approx(expected, rel=1e-14)
+        assert M.step_pricer(4, True, False)(P, K, Q, rows, 1000, 2, 300) == got
+        # swapping rows and K matters here, so a model that forgot the swap would differ
+        assert (M._products("forward", *M._features(P, K, Q, rows, 0, 0, 0, 4)[:2])
+                != M._products("forward", t_single, t_stack))
+
+
+@pytest.mark.parametrize("batch_last", [False, True])
+def test_the_first_layer_search_is_exact_on_fixed_shapes(batch_last):
+    """Against every block order (d <= 4): the 'train_no_input_grad' plan has the least
+    modelled time of that objective (a search that priced every step without the input
+    gradient, instead of the first only, fails this on these shapes)."""
+    from itertools import permutations  # noqa: PLC0415
+
+    def orders(d):
+        out = []
+        for cut in range(1 << (d - 1)):                  # groupings into runs
+            runs, lo = [], 0
+            for k in range(d - 1):
+                if cut >> k & 1:
+                    runs.append((lo, k))
+                    lo = k + 1
+            runs.append((lo, d - 1))
+            for perm in permutations(runs):              # keep the absorbable orders
+                iv = None
+                for a, b in perm:
+                    if iv is not None and a != iv[1] + 1 and b != iv[0] - 1:
+                        break
+                    iv = (a, b) if iv is None else (min(a, iv[0]), max(b, iv[1]))
+                else:
+                    out.append(list(perm))
+        return out
+
+    shapes = [((4, 8, 4), (8, 8, 16), (1, 4, 4, 1), 100),
+              ((4, 4, 4), (7, 4, 28), (1, 2, 2, 1), 256),
+              ((4, 8, 8, 4), (4, 8, 8, 4), (1, 2, 2, 2, 1), 100),
+              ((2, 3, 5, 2), (5, 2, 3, 4), (1, 3, 6, 2, 1), 7)]
+    for rows, cols, ranks, batch in shapes:
+        plan = contraction.plan_matmat(rows, cols, ranks, batch, 4, "train_no_input_grad",
+                                       batch_last)
+        cost = contraction.modeled_seconds(plan, batch_last, True, False)
+        candidates = [contraction.plan_from_blocks(rows, cols, ranks, batch, b, 4)
+                      for b in orders(len(rows))]
+        best = min(contraction.modeled_seconds(c, batch_last, True, False) for c in candidates)
+        assert cost == pytest.approx(best, rel=1e-12), (rows, plan.order)
+
+
 def test_a_first_layer_plans_without_the_input_gradient():
     """Once its backward is called with ``need_input_grad=False`` (as ``fit`` does for the
     first layer), the layer's next forward runs the ``'train_no_input_grad'`` plan (for this
-    1024 -> 128 layer another block order than ``'train'``, measured 20 % faster as a first
-    layer in docs/performance.md); results and
+    1024 -> 128 layer another block order than ``'train'``, measured 1.2x to 1.3x faster as
+    a first layer in docs/performance.md); results and
     gradients stay those of the dense float64 layer to float32 rounding, and a later
     backward that asks for the input gradient gets it and switches back."""
     layer = TTLinear(1024, 128, 4, in_modes=(8, 8, 16), out_modes=(4, 8, 4),
@@ -160,6 +223,10 @@ def test_a_first_layer_plans_without_the_input_gradient():
     close(layer.backward(g), g64 @ Wd)                   # works after the first-layer plan
     layer.forward(x)
     assert order() == train_order                         # and plans for dx again
+    layer.backward(g, need_input_grad=False)
+    layer.eval()                                          # evaluation: the product's plan
+    layer.forward(x)
+    assert order() == W.matmul_plan(100, objective="time").order
 
 
 def test_model_grows_with_every_size():

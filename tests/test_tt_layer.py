@@ -216,10 +216,31 @@ def test_sequential_and_fit_skip_the_first_input_gradient(monkeypatch):
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         np.testing.assert_allclose(q.grad, p.grad, rtol=1e-13, atol=1e-13)
     # a first module without the option still runs its backward (for its parameters)
-    c = Sequential(ReLU(), Linear(60, 4, dtype=np.float64, rng=1))
+    class Plain(Linear):
+        def backward(self, grad_out):
+            return super().backward(grad_out)
+
+    c = Sequential(Plain(60, 4, dtype=np.float64, rng=1), ReLU())
     c.forward(x)
     assert c.backward(g, need_input_grad=False) is None
-    assert c.layers[1].weight.grad is not None
+    assert c.layers[0].weight.grad is not None
+    # modules without parameters in front of the first one with parameters are not run
+    # backward, and the TT layer behind them is asked for no input gradient
+    relu_calls = []
+    real_relu = ReLU.backward
+    monkeypatch.setattr(ReLU, "backward",
+                        lambda self, go: relu_calls.append(1) or real_relu(self, go))
+    e = Sequential(ReLU(), model())
+    e.forward(x)
+    assert e.backward(g, need_input_grad=False) is None
+    assert len(relu_calls) == 1                          # only the ReLU inside model()
+    assert e.layers[1].layers[0].__dict__["_input_grad"] is False
+    ref = model()
+    ref.forward(np.maximum(x, 0))
+    ref.backward(g)
+    for p, q in zip(ref.parameters(), e.parameters(), strict=True):
+        np.testing.assert_allclose(q.grad, p.grad, rtol=1e-13, atol=1e-13)
+    monkeypatch.setattr(ReLU, "backward", real_relu)
     # fit asks for no input gradient
     seen = []
     real = TTLinear.backward
@@ -260,3 +281,22 @@ def test_subclasses_that_override_backward_without_the_flag_still_work():
     assert not outer.skips_input_grad
     outer.forward(x)
     assert outer.backward(g).shape == x.shape
+
+
+def test_a_layer_with_a_filled_workspace_pickles_and_copies():
+    """The workspace is scratch memory: it pickles and copies as empty, and the copy computes
+    the same results (a workspace keyed by array module once made pickling fail)."""
+    import copy  # noqa: PLC0415
+    import pickle  # noqa: PLC0415
+    layer = TTLinear(1024, 1024, 4, in_modes=(4, 8, 8, 4), out_modes=(4, 8, 8, 4), rng=0)
+    x = np.random.default_rng(0).standard_normal((100, 1024)).astype(np.float32)
+    g = np.ones((100, 1024), np.float32)
+    layer.forward(x)
+    layer.backward(g)
+    y = layer.forward(x)
+    assert layer._workspace.nbytes > 0
+    for other in (pickle.loads(pickle.dumps(layer)), copy.deepcopy(layer)):
+        assert other._workspace.nbytes == 0
+        np.testing.assert_array_equal(other.forward(x), y)
+        other.backward(g)
+        assert other.cores[0].grad is not None

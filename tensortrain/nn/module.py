@@ -275,8 +275,10 @@ class Sequential(Module):
     """Modules applied in order; ``backward`` runs them in reverse.
 
     ``backward(grad_out, need_input_grad=False)`` (what :func:`tensortrain.nn.fit` calls)
-    asks the first module for its parameter gradients only, when it supports that
-    (``skips_input_grad``), and returns ``None``.
+    asks the first module with parameters for its parameter gradients only, when it supports
+    that (``skips_input_grad``), and returns ``None``; the modules in front of it (a leading
+    ``Dropout`` or ``ReLU``) are not run backward at all, since all they would give is an
+    input gradient that nothing uses.
     """
 
     def __init__(self, *layers):
@@ -293,9 +295,13 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out, need_input_grad=True):
-        for i in range(len(self.layers) - 1, -1, -1):
+        first = 0
+        if not need_input_grad:     # the first module with parameters; none in front runs
+            first = next((i for i, layer in enumerate(self.layers) if layer.parameters()),
+                         len(self.layers))
+        for i in range(len(self.layers) - 1, first - 1, -1):
             layer = self.layers[i]
-            if i == 0 and not need_input_grad:
+            if i == first and not need_input_grad:
                 if layer.skips_input_grad:
                     layer.backward(grad_out, need_input_grad=False)
                 else:

@@ -153,8 +153,9 @@ class TTLinear(Module):
 
     def flops(self, batch=1) -> int:
         """FLOPs of one forward pass at ``batch`` (the plan's, plus the bias), with the plan
-        the layer runs in its current mode (training or evaluation) for inputs of its own
-        dtype."""
+        the layer's next forward pass runs for inputs of its own dtype: that depends on the
+        mode (training or evaluation) and, in training, on whether the last ``backward``
+        asked for the input gradient (see the class notes)."""
         W = self.weight
         plan = W.matmul_plan(batch, objective=self._objective(W))
         return plan.flops + (batch * self.out_features if self.bias is not None else 0)
@@ -190,7 +191,11 @@ class TTLinear(Module):
         # training: the plan with the least modelled time of forward and backward together
         # (without the input gradient once a backward pass has been called without it);
         # evaluation: that of the product alone (a backward pass still works after any plan)
-        y, ctx = matmul_forward(W, x, workspace=ws, objective=self._objective(W))
+        objective = self._objective(W)
+        if self.__dict__.get("_ws_objective") != objective:
+            ws.clear()          # another plan: the old one's arrays would only be kept alive
+            self.__dict__["_ws_objective"] = objective
+        y, ctx = matmul_forward(W, x, workspace=ws, objective=objective)
         if self.bias is not None:
             y += self.bias.data     # y is a new array (never the input or workspace memory)
         self._cache = ctx

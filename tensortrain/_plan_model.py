@@ -24,8 +24,9 @@ state[p, k, q]`` (sizes ``P, K, Q`` and ``rows``, as in :class:`tensortrain.cont
 Coefficients for the forward product, and for the backward pass of the same step (its
 block gradient and its state gradient, and splitting a merged block's gradient over its
 cores; when the first step's state gradient, the input's, is not wanted, that product is
-taken off as described at :data:`NO_INPUT_MIN_SHARE`); the per-step terms of the plain product (``product_step``, fresh arrays, nothing
-kept) differ from those of a forward pass that keeps its states.  They were fitted by non-negative least squares on relative error to the measured
+taken off as described at :data:`NO_INPUT_MIN_SHARE`); the per-step terms of the plain
+product (``product_step``, fresh arrays, nothing kept) differ from those of a forward pass
+that keeps its states.  They were fitted by non-negative least squares on relative error to the measured
 times of every step of every plan within 8x of the fewest FLOPs, for thirteen layer shapes
 (float32, OpenBLAS with 2 threads, AVX-512; ``benchmarks/fit_plan_model.py`` measures and
 fits them again on another machine).  Other item sizes scale the FLOP and element terms by

@@ -519,10 +519,12 @@ def _plan_search(row_modes, col_modes, ranks, batch, itemsize=8, exact_max_cores
     check_objective(objective)
     if objective != "flops":
         train, input_grad = objective in _TRAIN, objective != "train_no_input_grad"
+        # the step that reads the input has a price of its own only without its gradient
+        first = None if input_grad else _plan_model.step_pricer(int(itemsize), train, False)
         try:
             blocks = _solve(m, n, r, int(batch), exact_max_cores, max_block,
                             _plan_model.step_pricer(int(itemsize), train), bool(batch_last),
-                            _plan_model.step_pricer(int(itemsize), train, input_grad))
+                            first)
             plan = plan_from_blocks(m, n, r, batch, blocks, itemsize, objective)
             modeled_seconds(plan, bool(batch_last), train, input_grad)   # finite, or raise
             return plan
